@@ -132,9 +132,16 @@ class CanonicalizationError(InvalidManifestError):
 
 
 class VerificationError(ManifestError):
-    """Verification failed: the manifest or the data cannot be trusted."""
+    """Verification failed: the manifest or the data cannot be trusted.
+
+    Attributes:
+        outcomes: for proof failures, what happened to each proof.
+        report: for data failures, the :class:`~owmanifest.verify.result.TreeReport`.
+    """
 
     exit_code = EXIT_VERIFICATION_FAILED
+    outcomes: tuple[Any, ...] = ()
+    report: Any = None
 
 
 class SignatureError(VerificationError):

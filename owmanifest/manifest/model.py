@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .digest import Digest
 
-__all__ = ["FileEntry", "Manifest", "ProofInfo"]
+__all__ = ["DID_KEY_RE", "FileEntry", "Manifest", "ProofInfo"]
+
+#: An Ed25519 ``did:key`` (multicodec 0xed01, base58btc): the only signer identifiers we accept.
+DID_KEY_RE = re.compile(r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$")
 
 
 @dataclass(frozen=True)

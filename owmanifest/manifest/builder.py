@@ -1,0 +1,261 @@
+"""Scanning a dataset directory and building its manifest and sidecar torrent."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import InvalidManifestError, PathError, UsageError
+from .digest import BEP52, Digest
+from .model import DID_KEY_RE, FileEntry, Manifest
+from .paths import check_path, check_paths
+
+__all__ = [
+    "STATE_DIR_NAME",
+    "BuildResult",
+    "ScannedFile",
+    "SkippedEntry",
+    "build_manifest",
+    "default_torrent_name",
+    "scan_directory",
+    "utc_now",
+]
+
+#: owmanifest's own state inside a dataset or download directory; never part of a dataset.
+STATE_DIR_NAME = ".owmanifest"
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    path: str  # manifest path
+    local: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """Something in the directory that is not part of the dataset, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    manifest: Manifest
+    torrent: bytes
+    skipped: tuple[SkippedEntry, ...]
+
+
+def utc_now() -> str:
+    """The current time as an ``xsd:dateTime`` in UTC with second precision."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def scan_directory(
+    directory: str | os.PathLike[str], *, strict: bool = False
+) -> tuple[list[ScannedFile], list[SkippedEntry]]:
+    """List the regular files below ``directory`` (sorted by manifest path).
+
+    Symbolic links are never followed; they, and anything that is not a regular file or a
+    directory, are skipped and reported (an error with ``strict``). owmanifest's own state
+    directory (``.owmanifest``) is ignored.
+
+    Raises:
+        UsageError: ``directory`` is not a readable directory.
+        PathError: a file name is not valid UTF-8/NFC, or names collide by case; with ``strict``,
+            a symlink or special file.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise UsageError("not a directory", path=str(root))
+    files: list[ScannedFile] = []
+    skipped: list[SkippedEntry] = []
+
+    def skip(rel: str, reason: str) -> None:
+        if strict:
+            raise PathError(f"{rel}: {reason} (refused with --strict)", path=str(root / rel))
+        skipped.append(SkippedEntry(rel, reason))
+
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:
+            raise UsageError(f"cannot list directory: {exc.strerror}", path=str(current)) from exc
+        for entry in entries:
+            name = entry.name
+            rel = prefix + name
+            if not prefix and name == STATE_DIR_NAME:
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise PathError(
+                    "file name is not valid UTF-8; rename it", path=os.fsdecode(entry.path)
+                ) from exc
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                skip(rel, f"cannot stat: {exc.strerror}")
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                skip(rel, "symbolic link (not followed)")
+            elif stat.S_ISDIR(st.st_mode):
+                stack.append((Path(entry.path), rel + "/"))
+            elif stat.S_ISREG(st.st_mode):
+                check_path(rel, source=entry.path)
+                files.append(ScannedFile(rel, Path(entry.path), st.st_size))
+            else:
+                skip(rel, "not a regular file")
+    files.sort(key=lambda f: f.path)
+    check_paths((f.path for f in files), source=str(root))
+    skipped.sort(key=lambda s: s.path)
+    return files, skipped
+
+
+def default_torrent_name(dataset_id: str) -> str:
+    """A file-system-safe top directory name for the torrent, from the dataset id's last segment."""
+    parts = urlsplit(dataset_id)
+    segments = [s for s in unquote(parts.path or parts.netloc).split("/") if s]
+    candidate = segments[-1] if segments else (parts.netloc or "dataset")
+    candidate = re.sub(r"[^A-Za-z0-9._-]+", "-", candidate).strip(".-") or "dataset"
+    return candidate[:100]
+
+
+def _check_dataset_id(dataset_id: str) -> None:
+    parts = urlsplit(dataset_id)
+    if not parts.scheme or not (parts.netloc or parts.path) or "#" in dataset_id:
+        raise UsageError(
+            "the dataset id must be an absolute IRI without a fragment",
+            expected="e.g. https://openworm.org/data/connectome",
+            observed=dataset_id,
+        )
+    if any(c.isspace() for c in dataset_id) or any(c in dataset_id for c in '<>"{}|\\^`'):
+        raise UsageError("the dataset id contains characters not allowed in an IRI",
+                         observed=dataset_id)
+
+
+def build_manifest(
+    directory: str | os.PathLike[str],
+    *,
+    dataset_id: str,
+    version: int,
+    signers: Sequence[str],
+    threshold: int,
+    title: str | None = None,
+    description: str | None = None,
+    license: str | None = None,
+    created: str | None = None,
+    expires: str | None = None,
+    previous_version: Digest | None = None,
+    piece_length: int | None = None,
+    hybrid: bool = True,
+    private: bool = False,
+    mirrors: Sequence[str] = (),
+    trackers: Sequence[str] = (),
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_scanned: Callable[[int, int], None] | None = None,
+) -> BuildResult:
+    """Scan ``directory``, hash every file once and build the manifest and its sidecar torrent.
+
+    The torrent is a hybrid v1+v2 torrent (v2 only with ``hybrid=False``) built deterministically
+    from the scan; its info-hashes are recorded in the manifest so the signed manifest
+    authenticates it.
+
+    Args:
+        on_scanned: called with (number of files, total bytes) once the scan is done, before
+            hashing (for progress bars).
+
+    Raises:
+        UsageError: bad arguments (id, version, threshold, signers, piece length).
+        PathError: see :func:`scan_directory`.
+        FileVerificationError: a file changed or vanished while it was hashed.
+    """
+    from .hashing import hash_files
+    from .torrent import TorrentFile, build_torrent, choose_piece_length, info_hashes
+
+    _check_dataset_id(dataset_id)
+    if version < 1:
+        raise UsageError("version must be a positive integer", expected=">= 1", observed=version)
+    unique_signers = sorted(set(signers))
+    if not unique_signers:
+        raise UsageError("at least one authorized signer (--signer did:key:...) is required")
+    for did in unique_signers:
+        if not DID_KEY_RE.match(did):
+            raise UsageError(
+                "a signer must be an Ed25519 did:key without fragment",
+                expected="did:key:z6Mk...",
+                observed=did,
+            )
+    if not 1 <= threshold <= len(unique_signers):
+        raise UsageError(
+            "threshold must be between 1 and the number of signers",
+            expected=f"1..{len(unique_signers)}",
+            observed=threshold,
+        )
+    files, skipped = scan_directory(directory, strict=strict)
+    total = sum(f.size for f in files)
+    if piece_length is None:
+        piece_length = choose_piece_length(total)
+    elif piece_length < 16384 or piece_length & (piece_length - 1):
+        raise UsageError(
+            "piece length must be a power of two of at least 16 KiB", observed=piece_length
+        )
+    if on_scanned is not None:
+        on_scanned(len(files), total)
+    hashes = hash_files(
+        [f.local for f in files], piece_length, v1=hybrid, workers=workers, progress=progress
+    )
+    entries = []
+    for f, h in zip(files, hashes):
+        if h.size != f.size:
+            raise InvalidManifestError(
+                "file changed size while it was hashed", path=str(f.local), expected=f.size,
+                observed=h.size
+            )
+        root = None if h.root is None else Digest(BEP52, h.root)
+        entries.append(FileEntry(path=f.path, size=h.size, root=root))
+    name = default_torrent_name(dataset_id)
+    torrent = build_torrent(
+        name,
+        [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes)],
+        piece_length,
+        hybrid=hybrid,
+        private=private,
+        trackers=trackers,
+    )
+    ih = info_hashes(torrent)
+    manifest = Manifest(
+        id=dataset_id,
+        version=version,
+        files=tuple(entries),
+        signers=tuple(unique_signers),
+        threshold=threshold,
+        piece_length=piece_length,
+        info_hash_v1=ih.v1,
+        info_hash_v2=ih.v2,
+        torrent_name=name,
+        title=title,
+        description=description,
+        license=license,
+        created=created or utc_now(),
+        previous_version=previous_version,
+        expires=expires,
+        private=private,
+        mirrors=tuple(sorted(set(mirrors))),
+        trackers=tuple(sorted(set(trackers))),
+    )
+    return BuildResult(manifest=manifest, torrent=torrent, skipped=tuple(skipped))

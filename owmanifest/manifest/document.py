@@ -1,0 +1,419 @@
+"""Reading manifest documents (JSON-LD, TriG, N-Quads, Turtle) into RDF and into the model.
+
+The model is always extracted from the RDF quads, never from the JSON text, so that what a
+verifier uses is exactly what was signed (the signature covers the canonical RDF).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import InvalidManifestError
+from . import vocab as v
+from .digest import BEP52, Digest
+from .jsonld import file_iri, loads_json
+from .model import DID_KEY_RE, FileEntry, Manifest
+from .paths import check_paths
+
+if TYPE_CHECKING:
+    import pyoxigraph
+
+__all__ = [
+    "FORMATS",
+    "ManifestDocument",
+    "detect_format",
+    "load_document",
+    "manifest_from_quads",
+    "read_document",
+]
+
+#: Format names accepted on input/output, with their usual file suffixes.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "json-ld": (".jsonld", ".json"),
+    "trig": (".trig",),
+    "n-quads": (".nq", ".nquads"),
+    "turtle": (".ttl",),
+    "n-triples": (".nt",),
+}
+
+#: Hard limit for a manifest document's size (a 1,000,000-file manifest is ~400 MB of JSON-LD).
+MAX_DOCUMENT_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class ManifestDocument:
+    """A parsed (not yet verified) manifest document.
+
+    Attributes:
+        source: the path or URI it was read from, for messages.
+        format: one of :data:`FORMATS`.
+        quads: every quad of the document, proofs included.
+        json: the JSON value when the input was JSON-LD (kept so ``sign`` can add a proof
+            without rewriting anything else).
+    """
+
+    source: str
+    format: str
+    quads: tuple[pyoxigraph.Quad, ...]
+    json: dict[str, Any] | None = None
+
+
+def _rdf_format(name: str) -> pyoxigraph.RdfFormat:
+    import pyoxigraph as ox
+
+    return {
+        "json-ld": ox.RdfFormat.JSON_LD,
+        "trig": ox.RdfFormat.TRIG,
+        "n-quads": ox.RdfFormat.N_QUADS,
+        "turtle": ox.RdfFormat.TURTLE,
+        "n-triples": ox.RdfFormat.N_TRIPLES,
+    }[name]
+
+
+def detect_format(name: str, data: bytes | None = None) -> str:
+    """Guess the format from a file name suffix, else from the first byte of the content.
+
+    Raises:
+        InvalidManifestError: when neither tells.
+    """
+    lower = name.lower()
+    for fmt, suffixes in FORMATS.items():
+        if lower.endswith(suffixes):
+            return fmt
+    if data is not None:
+        head = data.lstrip()[:1]
+        if head in (b"{", b"["):
+            return "json-ld"
+        if head in (b"<", b"_"):
+            return "n-quads"
+        if head == b"@" or head.lower() == b"p":
+            return "trig"
+    raise InvalidManifestError(
+        "cannot tell the manifest format",
+        path=name,
+        expected="a suffix among " + ", ".join(s for ss in FORMATS.values() for s in ss),
+    )
+
+
+def _check_context(doc: Any, source: str) -> None:
+    if not isinstance(doc, dict):
+        raise InvalidManifestError(
+            "a JSON-LD manifest must be a JSON object", path=source, observed=type(doc).__name__
+        )
+    ctx = doc.get("@context")
+    if ctx != v.CONTEXT:
+        if isinstance(ctx, str) or (isinstance(ctx, list) and any(isinstance(c, str) for c in ctx)):
+            raise InvalidManifestError(
+                "the manifest refers to a remote @context; owmanifest never fetches contexts",
+                path=source,
+                expected="the inline owmanifest context",
+                observed=ctx if isinstance(ctx, str) else "a list with remote contexts",
+            )
+        raise InvalidManifestError(
+            "the manifest's @context is not the owmanifest context (it may redefine terms)",
+            path=source,
+            expected="the inline owmanifest context (owmanifest.manifest.vocab.CONTEXT)",
+            observed="a different @context",
+        )
+
+
+def load_document(data: bytes, *, source: str, format: str | None = None) -> ManifestDocument:
+    """Parse a manifest document.
+
+    JSON-LD input is parsed strictly, must carry exactly the owmanifest inline context and is
+    checked against ``manifest.schema.json`` before it is turned into RDF.
+
+    Raises:
+        InvalidManifestError: unreadable, malformed, or not of the expected shape.
+    """
+    import json as _json
+
+    import pyoxigraph as ox
+
+    fmt = format or detect_format(source, data)
+    if fmt not in FORMATS:
+        raise InvalidManifestError(
+            f"unknown format {fmt!r}", path=source, expected=", ".join(FORMATS), observed=fmt
+        )
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise InvalidManifestError(
+            "manifest document too large",
+            path=source,
+            expected=f"<= {MAX_DOCUMENT_BYTES} bytes",
+            observed=f"{len(data)} bytes",
+        )
+    doc: dict[str, Any] | None = None
+    payload = data
+    if fmt == "json-ld":
+        from ..schemas import validate
+
+        parsed = loads_json(data, source=source)
+        _check_context(parsed, source)
+        validate(parsed, "manifest", source=source)
+        doc = parsed
+        payload = _json.dumps(parsed).encode("utf-8")
+    try:
+        quads = tuple(ox.parse(payload, format=_rdf_format(fmt), rename_blank_nodes=False))
+    except SyntaxError as exc:
+        raise InvalidManifestError(f"not valid {fmt}: {exc}", path=source) from exc
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise InvalidManifestError(f"cannot parse {fmt}: {exc}", path=source) from exc
+    return ManifestDocument(source=source, format=fmt, quads=quads, json=doc)
+
+
+def read_document(path: str | os.PathLike[str], *, format: str | None = None) -> ManifestDocument:
+    """Read and parse a manifest file.
+
+    Raises:
+        InvalidManifestError: the file cannot be read or parsed.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise InvalidManifestError(
+            f"cannot read manifest: {exc.strerror or exc}", path=str(p)
+        ) from exc
+    return load_document(data, source=str(p), format=format)
+
+
+# --- RDF -> model -------------------------------------------------------------------------------
+
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DATETIME = re.compile(
+    r"^-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+class _Node:
+    """Property values of one subject, with typed accessors that raise precise errors."""
+
+    def __init__(self, iri: str, source: str) -> None:
+        self.iri = iri
+        self.source = source
+        self.props: dict[str, list[Any]] = defaultdict(list)
+
+    def _bad(self, prop: str, reason: str, observed: Any = None, expected: Any = None) -> Exception:
+        name = prop.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+        return InvalidManifestError(
+            f"<{self.iri}> {name}: {reason}",
+            path=self.source,
+            expected=expected,
+            observed=observed,
+        )
+
+    def values(self, prop: str) -> list[Any]:
+        return self.props.get(prop, [])
+
+    def one(self, prop: str, *, required: bool) -> Any:
+        vals = self.props.get(prop, [])
+        if len(vals) > 1:
+            raise self._bad(prop, "has more than one value", observed=len(vals), expected=1)
+        if not vals:
+            if required:
+                raise self._bad(prop, "is missing", expected="exactly one value")
+            return None
+        return vals[0]
+
+    def literal(self, prop: str, datatype: str, *, required: bool = False) -> str | None:
+        import pyoxigraph as ox
+
+        val = self.one(prop, required=required)
+        if val is None:
+            return None
+        if not isinstance(val, ox.Literal) or val.datatype.value != datatype:
+            got = val.datatype.value if isinstance(val, ox.Literal) else type(val).__name__
+            raise self._bad(prop, "has the wrong type", expected=datatype, observed=got)
+        return str(val.value)
+
+    def integer(self, prop: str, *, required: bool = False, minimum: int = 0) -> int | None:
+        text = self.literal(prop, v.XSD_INTEGER, required=required)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text):
+            raise self._bad(prop, "is not a valid integer", observed=text[:40])
+        value = int(text)
+        if value < minimum:
+            raise self._bad(prop, "is too small", expected=f">= {minimum}", observed=value)
+        return value
+
+    def iri_values(self, prop: str) -> list[str]:
+        import pyoxigraph as ox
+
+        out = []
+        for val in self.values(prop):
+            if not isinstance(val, ox.NamedNode):
+                raise self._bad(prop, "must be an IRI", observed=str(val)[:80])
+            out.append(val.value)
+        return out
+
+
+def _absolute_iri(iri: str, source: str) -> str:
+    parts = urlsplit(iri)
+    if not parts.scheme or parts.fragment or "#" in iri:
+        raise InvalidManifestError(
+            "the dataset id must be an absolute IRI without a fragment",
+            path=source,
+            observed=iri,
+        )
+    return iri
+
+
+def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Manifest:
+    """Extract the :class:`Manifest` from a document's quads **without** its proofs.
+
+    Raises:
+        InvalidManifestError: missing/duplicated properties, wrong types, blank nodes, bad
+            paths, inconsistent file nodes.
+    """
+    import pyoxigraph as ox
+
+    nodes: dict[str, _Node] = {}
+    manifests: list[str] = []
+    for q in quads:
+        if not isinstance(q.graph_name, ox.DefaultGraph):
+            raise InvalidManifestError(
+                "the manifest body contains a named graph that is not a proof",
+                path=source,
+                observed=str(q.graph_name),
+            )
+        s, p, o = q.subject, q.predicate, q.object
+        if isinstance(s, ox.BlankNode) or isinstance(o, ox.BlankNode):
+            raise InvalidManifestError(
+                "the manifest body contains a blank node (every node must be an IRI)",
+                path=source,
+                observed=str(q)[:200],
+            )
+        if not isinstance(s, ox.NamedNode):
+            raise InvalidManifestError("unsupported subject", path=source, observed=str(s)[:200])
+        node = nodes.get(s.value)
+        if node is None:
+            node = nodes[s.value] = _Node(s.value, source)
+        node.props[p.value].append(o)
+        if p.value == v.RDF_TYPE and isinstance(o, ox.NamedNode) and o.value == v.OWM_MANIFEST:
+            manifests.append(s.value)
+    if len(manifests) != 1:
+        raise InvalidManifestError(
+            "a manifest document describes exactly one owm:Manifest",
+            path=source,
+            expected=1,
+            observed=len(manifests),
+        )
+    ds = nodes[manifests[0]]
+    dataset_id = _absolute_iri(ds.iri, source)
+    version = ds.integer(v.DCAT_VERSION, required=True, minimum=1)
+    threshold = ds.integer(v.OWM_THRESHOLD, required=True, minimum=1)
+    piece_length = ds.integer(v.OWM_PIECE_LENGTH, required=True, minimum=16384)
+    assert version is not None and threshold is not None and piece_length is not None
+    if piece_length & (piece_length - 1):
+        raise ds._bad(v.OWM_PIECE_LENGTH, "is not a power of two", observed=piece_length)
+    signers = sorted(set(ds.iri_values(v.OWM_AUTHORIZED_SIGNER)))
+    if not signers:
+        raise ds._bad(v.OWM_AUTHORIZED_SIGNER, "is missing", expected="at least one did:key")
+    for did in signers:
+        if not DID_KEY_RE.match(did):
+            raise ds._bad(v.OWM_AUTHORIZED_SIGNER, "is not an Ed25519 did:key", observed=did)
+    if threshold > len(signers):
+        raise ds._bad(
+            v.OWM_THRESHOLD,
+            "is larger than the number of authorized signers",
+            expected=f"<= {len(signers)}",
+            observed=threshold,
+        )
+
+    def hexstr(prop: str, pattern: re.Pattern[str]) -> str | None:
+        text = ds.literal(prop, v.XSD_STRING)
+        if text is not None and not pattern.match(text):
+            raise ds._bad(prop, "is not lowercase hex of the right length", observed=text)
+        return text
+
+    def datetime(prop: str) -> str | None:
+        text = ds.literal(prop, v.XSD_DATETIME)
+        if text is not None and not _DATETIME.match(text):
+            raise ds._bad(prop, "is not an xsd:dateTime with a time zone", observed=text)
+        return text
+
+    prev_text = ds.literal(v.OWM_PREVIOUS_VERSION, v.XSD_STRING)
+    previous = None if prev_text is None else Digest.parse(prev_text, algorithm="rdfc-sha256")
+    private_text = ds.literal(v.OWM_PRIVATE, v.XSD_BOOLEAN)
+    licenses = ds.iri_values(v.DCTERMS_LICENSE)
+    if len(licenses) > 1:
+        raise ds._bad(v.DCTERMS_LICENSE, "has more than one value")
+
+    files: list[FileEntry] = []
+    for file_node_iri in ds.iri_values(v.DCTERMS_HAS_PART):
+        fn = nodes.get(file_node_iri)
+        if fn is None:
+            raise InvalidManifestError(
+                "a file listed in the manifest has no description",
+                path=source,
+                observed=file_node_iri,
+            )
+        path = fn.literal(v.OWM_PATH, v.XSD_STRING, required=True)
+        size = fn.integer(v.DCAT_BYTE_SIZE, required=True, minimum=0)
+        assert path is not None and size is not None
+        if file_node_iri != file_iri(dataset_id, path):
+            raise InvalidManifestError(
+                "a file node's IRI does not match its path",
+                path=source,
+                expected=file_iri(dataset_id, path),
+                observed=file_node_iri,
+            )
+        root_text = fn.literal(v.OWM_MERKLE_ROOT, v.XSD_STRING)
+        root = None if root_text is None else Digest.parse(root_text, algorithm=BEP52)
+        if (root is None) != (size == 0):
+            raise fn._bad(
+                v.OWM_MERKLE_ROOT,
+                "must be present exactly when the file is not empty",
+                expected="a root" if size else "no root",
+                observed=root_text,
+            )
+        files.append(FileEntry(path=path, size=size, root=root))
+    check_paths((f.path for f in files), source=source)
+    files.sort(key=lambda f: f.path)
+    return Manifest(
+        id=dataset_id,
+        version=version,
+        files=tuple(files),
+        signers=tuple(signers),
+        threshold=threshold,
+        piece_length=piece_length,
+        info_hash_v1=hexstr(v.OWM_INFO_HASH_V1, _HEX40),
+        info_hash_v2=hexstr(v.OWM_INFO_HASH_V2, _HEX64),
+        torrent_name=ds.literal(v.OWM_TORRENT_NAME, v.XSD_STRING),
+        title=ds.literal(v.DCTERMS_TITLE, v.XSD_STRING),
+        description=ds.literal(v.DCTERMS_DESCRIPTION, v.XSD_STRING),
+        license=licenses[0] if licenses else None,
+        created=datetime(v.DCTERMS_CREATED),
+        previous_version=previous,
+        expires=datetime(v.OWM_EXPIRES),
+        private=private_text == "true" or private_text == "1",
+        mirrors=tuple(sorted(ds.iri_values(v.OWM_MIRROR))),
+        trackers=tuple(sorted(ds.iri_values(v.OWM_TRACKER))),
+    )
+
+
+def serialize_quads(quads: Sequence[pyoxigraph.Quad], format: str) -> bytes:
+    """Serialize quads as TriG or N-Quads (for ``owmanifest convert``)."""
+    import pyoxigraph as ox
+
+    if format not in ("trig", "n-quads"):
+        raise InvalidManifestError(
+            f"cannot write RDF format {format!r} this way", expected="trig or n-quads"
+        )
+    prefixes = {"owm": v.OWM, "dcat": v.DCAT, "dcterms": v.DCTERMS, "sec": v.SEC, "xsd": v.XSD}
+    if format == "trig":
+        out = ox.serialize(ox.Dataset(quads), format=_rdf_format(format), prefixes=prefixes)
+    else:
+        out = ox.serialize(ox.Dataset(quads), format=_rdf_format(format))
+    assert out is not None
+    return bytes(out)

@@ -1,0 +1,107 @@
+"""Rules for the file paths a manifest may contain.
+
+A path is relative, POSIX (``/`` separated), UTF-8 in Unicode NFC, with no empty, ``.`` or ``..``
+segment, no backslash, no NUL or other control character. Two paths of one manifest may not
+differ only by case (they would collide on case-insensitive file systems), and no path may be a
+prefix directory of another file's path (``a`` and ``a/b`` cannot both be files).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from ..errors import PathError
+
+__all__ = ["check_path", "check_paths", "case_key"]
+
+_MAX_PATH_BYTES = 4096
+_MAX_SEGMENT_BYTES = 255
+
+
+def check_path(path: str, *, source: str | None = None) -> str:
+    """Return ``path`` if it is acceptable in a manifest.
+
+    Raises:
+        PathError: the path breaks one of the rules; the message says which.
+    """
+
+    def bad(reason: str, observed: object = None) -> PathError:
+        return PathError(
+            f"unacceptable file path {path!r}: {reason}",
+            path=source,
+            expected="relative POSIX path, NFC, no '.', '..' or empty segments",
+            observed=observed if observed is not None else repr(path),
+        )
+
+    if not isinstance(path, str):
+        raise bad("not a string", type(path).__name__)
+    if not path:
+        raise bad("empty path")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad("not valid UTF-8 (lone surrogate)") from exc
+    if len(encoded) > _MAX_PATH_BYTES:
+        raise bad("too long", f"{len(encoded)} bytes")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise bad("contains a NUL or control character")
+    if "\\" in path:
+        raise bad("contains a backslash")
+    if path.startswith("/"):
+        raise bad("absolute path")
+    if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
+        raise bad("looks like a Windows drive path")
+    if unicodedata.normalize("NFC", path) != path:
+        raise bad("not in Unicode NFC", repr(unicodedata.normalize("NFC", path)))
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise bad(f"has a {segment or 'empty'!r} segment")
+        if len(segment.encode("utf-8")) > _MAX_SEGMENT_BYTES:
+            raise bad("a segment is longer than 255 bytes")
+    return path
+
+
+def case_key(path: str) -> str:
+    """The key under which two paths collide on a case-insensitive file system."""
+    return unicodedata.normalize("NFC", path.casefold())
+
+
+def check_paths(paths: Iterable[str], *, source: str | None = None) -> None:
+    """Check every path and the relations between them.
+
+    Raises:
+        PathError: a bad path, a duplicate, a case collision, or a file that is also a directory.
+    """
+    seen: dict[str, str] = {}
+    exact: set[str] = set()
+    for path in paths:
+        check_path(path, source=source)
+        if path in exact:
+            raise PathError(f"duplicate file path {path!r}", path=source)
+        key = case_key(path)
+        other = seen.get(key)
+        if other is not None:
+            raise PathError(
+                f"file paths differ only by case: {other!r} and {path!r}",
+                path=source,
+                expected="paths unique without regard to case",
+                observed=f"{other!r}, {path!r}",
+            )
+        seen[key] = path
+        exact.add(path)
+    dirs: set[str] = set()
+    for path in exact:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+    clash = sorted(exact & dirs)
+    if clash:
+        raise PathError(
+            f"{clash[0]!r} is both a file and a directory", path=source, observed=clash[0]
+        )
+    folded_dirs = {case_key(d): d for d in dirs}
+    for path in exact:
+        d = folded_dirs.get(case_key(path))
+        if d is not None and d != path:
+            raise PathError(f"file {path!r} collides by case with directory {d!r}", path=source)
