@@ -1,0 +1,43 @@
+"""Atomic file writes: a temporary file in the same directory, fsync, then rename."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["write_atomic"]
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, overwrite: bool = True
+) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old or the new file, never half.
+
+    Args:
+        mode: permissions of the new file, applied at creation (so secrets are never readable).
+        overwrite: if false, raise ``FileExistsError`` when ``path`` exists.
+
+    Raises:
+        OSError: the write failed (the original file, if any, is untouched).
+    """
+    target = Path(path)
+    if not overwrite and os.path.lexists(target):
+        raise FileExistsError(f"{target} exists")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # fails if target appeared meanwhile
+            os.unlink(tmp)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

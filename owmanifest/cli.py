@@ -1,0 +1,760 @@
+"""The ``owmanifest`` command line. The only module that prints.
+
+Exit codes: 0 ok, 1 verification failed, 2 bad usage or unreadable/malformed input.
+Human messages go to stderr (``OK: ...`` / ``FAIL: ...``); stdout carries requested output
+(a DID, ``--json`` documents). No traceback unless ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from . import __version__
+from .errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_VERIFICATION_FAILED, Error, UsageError
+
+if TYPE_CHECKING:
+    from .manifest.document import ManifestDocument
+    from .verify.keys import PrivateKey
+    from .verify.policy import TrustPolicy
+    from .verify.result import ProofOutcome, TreeReport, VerifiedManifest
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+Signed, content-addressed dataset manifests for OpenWorm.
+
+A manifest lists every file of a dataset with its size and BitTorrent v2 (BEP 52) Merkle root,
+names who may sign it and how many signatures are needed, and carries W3C Data Integrity
+proofs (eddsa-rdfc-2022). `verify` trusts no transport: it checks signatures, signer
+authorization, the threshold and every byte.
+
+typical use:
+  owmanifest keygen --out alice.key
+  owmanifest create DATA --id https://openworm.org/data/connectome --version 1 \\
+      --signer did:key:z6Mk...alice --signer did:key:z6Mk...bob --threshold 2 -o connectome.jsonld
+  owmanifest sign connectome.jsonld --key alice.key
+  owmanifest verify connectome.jsonld DATA --trust did:key:z6Mk...alice --trust did:key:z6Mk...bob
+  owmanifest show connectome.jsonld
+  owmanifest demo                     # all of the above on a sample dataset
+
+exit status: 0 ok, 1 verification failed, 2 bad usage or unreadable/malformed input.
+"""
+
+
+class _Out:
+    """Where output goes; honours --quiet and --json."""
+
+    def __init__(self, quiet: bool = False, as_json: bool = False) -> None:
+        self.quiet = quiet
+        self.as_json = as_json
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def status(self, ok: bool, text: str) -> None:
+        if not self.quiet or not ok:
+            print(f"{'OK' if ok else 'FAIL'}: {text}", file=sys.stderr)
+
+    def data(self, value: Any) -> None:
+        print(json.dumps(value, indent=2, ensure_ascii=False))
+
+    def line(self, text: str) -> None:
+        print(text)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _progress(label: str, total: int, out: _Out) -> Any:
+    from ._progress import ProgressBar
+
+    return ProgressBar(label, total, enabled=None if not out.quiet else False)
+
+
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool, path: str) -> bytes | None:
+    env = getattr(args, "passphrase_env", None)
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise UsageError(f"environment variable {env} is not set", observed=env)
+        return value.encode("utf-8")
+    if not getattr(args, "encrypt", False) and confirm:
+        return None
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "a passphrase is needed but there is no terminal; use --passphrase-env VAR",
+            path=path,
+        )
+    import getpass
+
+    first = getpass.getpass(f"Passphrase for {path}: ")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise UsageError("the passphrases do not match")
+    return first.encode("utf-8")
+
+
+def _load_key(args: argparse.Namespace) -> PrivateKey:
+    from .verify.keys import is_encrypted_key_file, read_key_file
+
+    path = args.key
+    passphrase = None
+    try:
+        encrypted = is_encrypted_key_file(path)
+    except Error:
+        encrypted = False
+    if encrypted:
+        passphrase = _read_passphrase(args, confirm=False, path=path)
+    return read_key_file(path, passphrase=passphrase)
+
+
+def _signer_did(value: str) -> str:
+    """A --signer value: a did:key, or a key file whose public key is used."""
+    if value.startswith("did:"):
+        return value.split("#", 1)[0]
+    p = Path(value)
+    if p.is_file():
+        from .verify.keys import PublicKey
+
+        try:
+            data = json.loads(p.read_text("utf-8"))
+            return PublicKey.from_multibase(data["publicKeyMultibase"]).did
+        except (OSError, ValueError, KeyError, TypeError, Error) as exc:
+            raise UsageError(
+                "cannot read a public key from this file", path=str(p), observed=str(exc)
+            ) from exc
+    raise UsageError(
+        "a signer is a did:key:z6Mk... or a key file", expected="did:key:...", observed=value
+    )
+
+
+def _read(path: str, fmt: str | None = None) -> ManifestDocument:
+    from .manifest.document import load_document, read_document
+
+    if path == "-":
+        return load_document(sys.stdin.buffer.read(), source="<stdin>", format=fmt or "json-ld")
+    return read_document(path, format=fmt)
+
+
+def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
+    from .verify.policy import UnsafeTrustManifestSigners
+    from .verify.trustfile import policy_from_trust_data, read_trust_file
+
+    if getattr(args, "unsafe_trust_manifest_signers", False):
+        if args.trust or args.trust_file:
+            raise UsageError("--unsafe-trust-manifest-signers cannot be combined with --trust")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            policy = UnsafeTrustManifestSigners()
+        out.info(
+            "WARNING: --unsafe-trust-manifest-signers: accepting whatever signers the manifest "
+            "names; this does not tell you who published it"
+        )
+        return policy
+    docs = [read_trust_file(p) for p in (args.trust_file or [])]
+    policy = policy_from_trust_data(docs, extra_keys=args.trust or [])
+    if policy.is_empty:
+        store = _trust_store_policy()
+        if store is not None:
+            return store
+        raise UsageError(
+            "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE",
+            expected="at least one trusted key",
+        )
+    return policy
+
+
+def _trust_store_policy() -> TrustPolicy | None:
+    try:
+        from .verify import truststore  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    policy: TrustPolicy | None = truststore.default_policy()
+    return policy
+
+
+def _outcome_lines(outcomes: Sequence[ProofOutcome]) -> list[str]:
+    lines = []
+    for o in outcomes:
+        who = o.signer or o.verification_method or "(unknown key)"
+        lines.append(f"  {'counted' if o.counted else 'not counted'}: {who}: {o.reason}")
+    return lines
+
+
+def _outcomes_json(outcomes: Sequence[ProofOutcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "verificationMethod": o.verification_method,
+            "signer": o.signer,
+            "counted": o.counted,
+            "reason": o.reason,
+        }
+        for o in outcomes
+    ]
+
+
+def _report_json(report: TreeReport) -> dict[str, Any]:
+    return {
+        "directory": report.directory,
+        "verified": len(report.verified),
+        "problems": [
+            {"path": p.path, "kind": p.kind, "expected": p.expected, "observed": p.observed}
+            for p in report.problems
+        ],
+        "extra": list(report.extra),
+    }
+
+
+def _verified_json(vm: VerifiedManifest) -> dict[str, Any]:
+    m = vm.manifest
+    return {
+        "manifest": vm.source,
+        "id": m.id,
+        "version": m.version,
+        "canonicalHash": str(vm.canonical_hash),
+        "threshold": m.threshold,
+        "signers": list(vm.signers),
+        "proofs": _outcomes_json(vm.proofs),
+    }
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace, out: _Out) -> int:
+    from ._atomic import write_atomic  # noqa: F401  (keys writes atomically itself)
+    from .verify.keys import PrivateKey, write_key_file
+
+    passphrase = _read_passphrase(args, confirm=True, path=args.out)
+    key = PrivateKey.generate()
+    try:
+        write_key_file(args.out, key, passphrase=passphrase, overwrite=args.force)
+    except FileExistsError as exc:
+        raise UsageError(
+            "key file exists; refusing to overwrite (use --force)", path=args.out
+        ) from exc
+    did = key.public_key.did
+    if out.as_json:
+        out.data({"did": did, "keyFile": str(args.out), "encrypted": passphrase is not None})
+    else:
+        out.line(did)
+        out.info(
+            f"wrote private key to {args.out} (mode 0600"
+            f"{', encrypted' if passphrase else ', NOT encrypted: keep it safe'})"
+        )
+    return EXIT_OK
+
+
+def cmd_create(args: argparse.Namespace, out: _Out) -> int:
+    from ._atomic import write_atomic
+    from .manifest.builder import build_manifest
+    from .manifest.digest import Digest
+    from .manifest.document import detect_format, serialize_quads
+    from .manifest.jsonld import dumps, manifest_to_jsonld
+
+    target = Path(args.output)
+    fmt = args.format or detect_format(str(target))
+    if fmt not in ("json-ld", "trig", "n-quads"):
+        raise UsageError("output format must be json-ld, trig or n-quads", observed=fmt)
+    sidecar = Path(str(target) + ".torrent")
+    if not args.force:
+        for p in (target, sidecar):
+            if p.exists():
+                raise UsageError("output exists; refusing to overwrite (use --force)", path=str(p))
+    signers = [_signer_did(s) for s in args.signer]
+    threshold = args.threshold if args.threshold is not None else len(set(signers))
+    bar: Any = None
+
+    def on_scanned(count: int, total: int) -> None:
+        nonlocal bar
+        out.info(f"hashing {count} file(s)...")
+        bar = _progress("hashing", total, out)
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.advance(n)
+
+    previous = Digest.parse(args.previous, algorithm="rdfc-sha256") if args.previous else None
+    result = build_manifest(
+        args.directory,
+        dataset_id=args.id,
+        version=args.version,
+        signers=signers,
+        threshold=threshold,
+        title=args.title,
+        description=args.description,
+        license=args.license,
+        created=args.created,
+        expires=args.expires,
+        previous_version=previous,
+        piece_length=args.piece_length,
+        hybrid=not args.v2_only,
+        private=args.private,
+        mirrors=args.mirror or (),
+        trackers=args.tracker or (),
+        strict=args.strict,
+        workers=args.workers,
+        progress=progress,
+        on_scanned=on_scanned,
+    )
+    if bar is not None:
+        bar.close()
+    for skipped in result.skipped:
+        out.info(f"skipped: {skipped}")
+    doc = manifest_to_jsonld(result.manifest)
+    data = dumps(doc)
+    if fmt != "json-ld":
+        from .manifest.document import load_document
+
+        data = serialize_quads(list(load_document(data, source=str(target)).quads), fmt)
+    write_atomic(sidecar, result.torrent)
+    write_atomic(target, data)
+    m = result.manifest
+    if out.as_json:
+        out.data(
+            {
+                "manifest": str(target),
+                "torrent": str(sidecar),
+                "id": m.id,
+                "version": m.version,
+                "files": len(m.files),
+                "bytes": m.total_size,
+                "pieceLength": m.piece_length,
+                "infoHashV1": m.info_hash_v1,
+                "infoHashV2": m.info_hash_v2,
+                "skipped": [str(s) for s in result.skipped],
+            }
+        )
+    else:
+        out.status(True, f"wrote {target} ({len(m.files)} files, {m.total_size} bytes) and {sidecar}")
+        out.info(
+            f"next: each signer runs `owmanifest sign {target} --key KEYFILE` "
+            f"({m.threshold} of {len(m.signers)} needed)"
+        )
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
+    from ._atomic import write_atomic
+    from .signing import sign_document
+
+    document = _read(args.manifest)
+    key = _load_key(args)
+    data = sign_document(
+        document,
+        key,
+        created=args.created,
+        check_directory=args.check,
+        allow_unlisted=args.allow_unlisted,
+    )
+    target = args.output or args.manifest
+    if target == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        write_atomic(target, data)
+    if out.as_json:
+        out.data({"manifest": target, "signer": key.public_key.did})
+    else:
+        out.status(True, f"signed {target} as {key.public_key.did}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
+    from .errors import FileVerificationError, VerificationError
+    from .verify.manifest import verify_manifest
+    from .verify.tree import verify_tree
+
+    policy = _policy(args, out)
+    document = _read(args.manifest)
+    result: dict[str, Any] = {"ok": False}
+    try:
+        vm = verify_manifest(document, policy)
+    except VerificationError as exc:
+        if out.as_json:
+            result["error"] = exc.to_json()
+            result["proofs"] = _outcomes_json(exc.outcomes)
+            out.data(result)
+        out.status(False, f"{document.source}: {exc.message}")
+        for line in _outcome_lines(exc.outcomes):
+            out.info(line)
+        return EXIT_VERIFICATION_FAILED
+    result.update(_verified_json(vm))
+    m = vm.manifest
+    out.status(
+        True,
+        f"{vm.source}: {m.id} version {m.version}, {len(vm.signers)} of {m.threshold} required "
+        f"signatures",
+    )
+    if args.verbose:
+        for line in _outcome_lines(vm.proofs):
+            out.info(line)
+    if args.directory is None:
+        result["ok"] = True
+        if out.as_json:
+            out.data(result)
+        return EXIT_OK
+    files = None
+    if args.only:
+        import fnmatch
+
+        files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
+    bar = _progress("verifying", sum(f.size for f in (files or m.files)), out)
+    try:
+        report = verify_tree(vm, args.directory, files=files, strict=args.strict, progress=bar.advance)
+    except FileVerificationError as exc:
+        bar.close()
+        report = exc.report
+        if report is None:
+            raise
+        for problem in report.problems:
+            out.status(False, str(problem))
+        if out.as_json:
+            result["tree"] = _report_json(report)
+            out.data(result)
+        out.info(f"{len(report.problems)} problem(s), {len(report.verified)} file(s) verified")
+        return EXIT_VERIFICATION_FAILED
+    bar.close()
+    for extra in report.extra:
+        out.info(f"extra (not in manifest): {extra}")
+    out.status(True, f"{args.directory}: {len(report.verified)} file(s) verified")
+    result["ok"] = True
+    result["tree"] = _report_json(report)
+    if out.as_json:
+        out.data(result)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, out: _Out) -> int:
+    from ._progress import human_bytes
+    from .verify.manifest import check_proofs
+    from .verify.policy import TrustPolicy
+
+    document = _read(args.manifest)
+    manifest, digest, outcomes = check_proofs(document, TrustPolicy())
+    valid = [o for o in outcomes if not o.reason.startswith("invalid proof")]
+    m = manifest
+    if out.as_json:
+        out.data(
+            {
+                "manifest": document.source,
+                "format": document.format,
+                "id": m.id,
+                "version": m.version,
+                "title": m.title,
+                "description": m.description,
+                "license": m.license,
+                "created": m.created,
+                "expires": m.expires,
+                "previousVersion": str(m.previous_version) if m.previous_version else None,
+                "canonicalHash": str(digest),
+                "threshold": m.threshold,
+                "authorizedSigners": list(m.signers),
+                "pieceLength": m.piece_length,
+                "infoHashV1": m.info_hash_v1,
+                "infoHashV2": m.info_hash_v2,
+                "private": m.private,
+                "mirrors": list(m.mirrors),
+                "trackers": list(m.trackers),
+                "files": [
+                    {"path": f.path, "size": f.size, "root": str(f.root) if f.root else None}
+                    for f in m.files
+                ],
+                "totalSize": m.total_size,
+                "proofs": [
+                    {
+                        "verificationMethod": o.verification_method,
+                        "signer": o.signer,
+                        "signatureValid": not o.reason.startswith("invalid proof"),
+                        "authorized": o.signer in m.signers if o.signer else False,
+                        "detail": o.reason,
+                    }
+                    for o in outcomes
+                ],
+            }
+        )
+        return EXIT_OK
+    w = out.line
+    w(f"dataset     {m.id}")
+    if m.title:
+        w(f"title       {m.title}")
+    w(f"version     {m.version}" + (f"  (created {m.created})" if m.created else ""))
+    if m.expires:
+        w(f"expires     {m.expires}")
+    if m.license:
+        w(f"license     {m.license}")
+    w(f"files       {len(m.files)}, {human_bytes(m.total_size)} ({m.total_size} bytes)")
+    w(f"hash        {digest}")
+    w(f"torrent     v1 {m.info_hash_v1 or '-'}  v2 {m.info_hash_v2 or '-'}  piece {m.piece_length}")
+    w(f"signers     {m.threshold} of {len(m.signers)} required:")
+    signed = {o.signer for o in valid if o.signer}
+    for s in m.signers:
+        w(f"  [{'x' if s in signed else ' '}] {s}")
+    w(f"proofs      {len(outcomes)} ({len(valid)} with a valid signature)")
+    for o in outcomes:
+        if o.reason.startswith("invalid proof"):
+            w(f"  invalid: {o.verification_method}: {o.reason}")
+        elif o.signer not in m.signers:
+            w(f"  not authorized: {o.signer}")
+    if not args.no_files:
+        w("")
+        limit = args.limit
+        for i, f in enumerate(m.files):
+            if limit is not None and i >= limit:
+                w(f"... and {len(m.files) - limit} more (use --limit or --json)")
+                break
+            w(f"{f.size:>14}  {str(f.root) if f.root else '(empty)':<71}  {f.path}")
+    out.info("note: `show` does not decide trust; use `verify --trust ...` for that")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
+    from ._atomic import write_atomic
+    from .manifest.document import detect_format
+    from .signing import convert_document
+
+    document = _read(args.manifest)
+    fmt = args.to or detect_format(args.output)
+    data = convert_document(document, fmt)
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        if os.path.exists(args.output) and not args.force:
+            raise UsageError("output exists; refusing to overwrite (use --force)", path=args.output)
+        write_atomic(args.output, data)
+        out.status(True, f"wrote {args.output} ({fmt}); signatures carry over unchanged")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.dir, say=out.info, quiet=out.quiet)
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def _add_trust_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("trust (required: whom do you trust to sign this dataset?)")
+    g.add_argument(
+        "--trust",
+        action="append",
+        metavar="DID",
+        help="trust this did:key (repeatable)",
+    )
+    g.add_argument(
+        "--trust-file",
+        action="append",
+        metavar="FILE",
+        help="trust the keys in this trust file (JSON, see docs/spec.md; repeatable)",
+    )
+    g.add_argument(
+        "--unsafe-trust-manifest-signers",
+        action="store_true",
+        help="accept whatever signers the manifest names (checks consistency, NOT who published)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="more detail; tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    parser = _ArgumentParser(
+        prog="owmanifest",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"owmanifest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=description,
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = add(
+        "keygen",
+        "make an Ed25519 signing key; prints its did:key",
+        "Make an Ed25519 key pair. The private key file is written with mode 0600 (optionally\n"
+        "encrypted with a passphrase: argon2id + XSalsa20-Poly1305). The public key is printed\n"
+        "as a did:key; give it to dataset creators (--signer) and verifiers (--trust).\n\n"
+        "example:\n  owmanifest keygen --out alice.key\n"
+        "  OWM_PASS=... owmanifest keygen --out bot.key --passphrase-env OWM_PASS",
+    )
+    p.add_argument("--out", "-o", required=True, metavar="KEYFILE", help="private key file")
+    p.add_argument("--encrypt", action="store_true", help="ask for a passphrase to encrypt it")
+    p.add_argument("--passphrase-env", metavar="VAR", help="read the passphrase from $VAR")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.set_defaults(func=cmd_keygen)
+
+    p = add(
+        "create",
+        "scan a directory and write an (unsigned) manifest",
+        "Scan DIRECTORY (symlinks are not followed), hash every file once (BEP 52 Merkle roots,\n"
+        "plus the v1 piece hashes of a hybrid torrent) and write the manifest and its sidecar\n"
+        "torrent (OUTPUT.torrent). Then each signer runs `owmanifest sign`.\n\n"
+        "example:\n  owmanifest create ./connectome --id https://openworm.org/data/connectome \\\n"
+        "      --version 1 --signer did:key:z6Mk...alice --signer bob.key --threshold 2 \\\n"
+        "      -o connectome.jsonld",
+    )
+    p.add_argument("directory", metavar="DIRECTORY")
+    p.add_argument("--id", required=True, help="dataset IRI, e.g. https://openworm.org/data/x")
+    p.add_argument("--version", type=int, required=True, help="release number (1, 2, ...)")
+    p.add_argument(
+        "--signer",
+        action="append",
+        required=True,
+        metavar="DID|KEYFILE",
+        help="an authorized signer (repeatable)",
+    )
+    p.add_argument("--threshold", type=int, help="signatures needed (default: all signers)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".jsonld/.trig/.nq")
+    p.add_argument("--format", choices=["json-ld", "trig", "n-quads"], help="default: by suffix")
+    p.add_argument("--title")
+    p.add_argument("--description")
+    p.add_argument("--license", metavar="IRI")
+    p.add_argument("--created", metavar="DATETIME", help="default: now (UTC)")
+    p.add_argument("--expires", metavar="DATETIME", help="refuse the manifest after this time")
+    p.add_argument("--previous", metavar="rdfc-sha256:HEX", help="canonical hash of the previous version")
+    p.add_argument("--piece-length", type=int, metavar="BYTES", help="default: by total size")
+    p.add_argument("--v2-only", action="store_true", help="v2-only torrent (no v1 SHA-1 pieces)")
+    p.add_argument("--private", action="store_true", help="private torrent (no DHT/PEX/LSD)")
+    p.add_argument("--mirror", action="append", metavar="URL", help="HTTP mirror base URL")
+    p.add_argument("--tracker", action="append", metavar="URL", help="BitTorrent tracker")
+    p.add_argument("--strict", action="store_true", help="symlinks/special files are errors")
+    p.add_argument("--workers", type=int, help="hashing threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_create)
+
+    p = add(
+        "sign",
+        "add your proof (signature) to a manifest",
+        "Add an eddsa-rdfc-2022 Data Integrity proof to MANIFEST (in place unless -o). The\n"
+        "signature covers the RDFC-1.0 canonical form, so it survives format conversion.\n"
+        "With --check DIR the files are verified first: sign only what you have seen.\n\n"
+        "example:\n  owmanifest sign connectome.jsonld --key alice.key --check ./connectome",
+    )
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--key", "-k", required=True, metavar="KEYFILE")
+    p.add_argument("--passphrase-env", metavar="VAR", help="read the key passphrase from $VAR")
+    p.add_argument("--check", metavar="DIR", help="verify DIR against the manifest before signing")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of in place ('-')")
+    p.add_argument("--created", metavar="DATETIME", help="proof timestamp (default: now)")
+    p.add_argument(
+        "--allow-unlisted", action="store_true", help="sign even if not an authorized signer"
+    )
+    p.set_defaults(func=cmd_sign)
+
+    p = add(
+        "verify",
+        "check signatures, trust, threshold and (with DIR) every file",
+        "Verify MANIFEST: valid proofs from at least `threshold` distinct authorized signers\n"
+        "that you trust. With DIRECTORY, also check every file's size and BEP 52 root.\n"
+        "Exit 0 when all is well, 1 when anything fails verification, 2 on bad input.\n\n"
+        "example:\n  owmanifest verify connectome.jsonld ./connectome \\\n"
+        "      --trust did:key:z6Mk...alice --trust did:key:z6Mk...bob",
+    )
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("directory", metavar="DIRECTORY", nargs="?")
+    _add_trust_options(p)
+    p.add_argument("--strict", action="store_true", help="files not in the manifest are errors")
+    p.add_argument("--only", action="append", metavar="GLOB", help="check only matching paths")
+    p.set_defaults(func=cmd_verify)
+
+    p = add(
+        "show",
+        "summarize a manifest (does not decide trust)",
+        "Print a summary: dataset, version, files, signers and which proofs carry a valid\n"
+        "signature. Use `verify` to decide whether to trust it.",
+    )
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--no-files", action="store_true", help="omit the file list")
+    p.add_argument("--limit", type=int, default=50, help="files to list (default 50)")
+    p.set_defaults(func=cmd_show)
+
+    p = add(
+        "convert",
+        "rewrite a manifest as JSON-LD, TriG or N-Quads (signatures stay valid)",
+        "Convert between JSON-LD, TriG and N-Quads. Proofs cover the canonical RDF, so a\n"
+        "signed manifest still verifies after conversion.\n\n"
+        "example:\n  owmanifest convert connectome.jsonld -o connectome.trig",
+    )
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
+    p.add_argument("--to", choices=["json-ld", "trig", "n-quads"], help="default: by suffix")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = add(
+        "demo",
+        "show the whole workflow on a sample dataset",
+        "Create a sample dataset and two keys, write a 2-of-2 manifest, sign it twice, verify,\n"
+        "then flip one byte and show the failure.",
+    )
+    p.add_argument("--dir", metavar="DIR", help="work here (default: a new temporary directory)")
+    p.set_defaults(func=cmd_demo)
+
+    _add_plugin_commands(sub, add)
+    return parser
+
+
+def _add_plugin_commands(sub: Any, add: Any) -> None:
+    """Commands defined next to the layers they drive (transport, trust), when present."""
+    for module in ("owmanifest._cli_transport", "owmanifest._cli_trust", "owmanifest._cli_owmeta"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    out = _Out(quiet=args.quiet, as_json=args.json)
+    try:
+        code: int = args.func(args, out)
+        return code
+    except Error as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        if out.as_json:
+            out.data({"ok": False, "error": exc.to_json()})
+        print(f"FAIL: {exc.diagnostics() if args.verbose else exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Adding proofs to manifest documents, and converting documents between formats.
+
+The bytes that are signed (RDFC-1.0 canonical N-Quads, see :mod:`owmanifest.manifest.canonical`)
+are produced apart from the stored format: signing adds one proof object to the document and
+leaves every other statement as it was, so unknown statements survive and stay signed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidManifestError, UsageError
+from .manifest import vocab as v
+from .manifest.builder import utc_now
+from .manifest.canonical import canonical_nquads
+from .manifest.document import ManifestDocument, load_document, manifest_from_quads, serialize_quads
+from .manifest.jsonld import dumps, manifest_to_jsonld
+from .verify.keys import PrivateKey
+from .verify.proofs import (
+    add_proof_to_jsonld,
+    create_proof,
+    proof_graph_quads,
+    split_proofs,
+    verify_proof,
+)
+
+__all__ = ["convert_document", "sign_document"]
+
+
+def sign_document(
+    document: ManifestDocument,
+    key: PrivateKey,
+    *,
+    created: str | None = None,
+    check_directory: str | os.PathLike[str] | None = None,
+    allow_unlisted: bool = False,
+) -> bytes:
+    """Add an ``eddsa-rdfc-2022`` proof by ``key`` and return the new document bytes.
+
+    The output has the same format as the input. With ``check_directory``, the files there
+    are verified against the manifest first, so a signer attests only to bytes it has seen.
+
+    Raises:
+        InvalidManifestError: the document is malformed.
+        UsageError: the key is not an authorized signer (unless ``allow_unlisted``) or has
+            already signed this document.
+        FileVerificationError: ``check_directory`` does not match the manifest.
+    """
+    body, proofs = split_proofs(document.quads)
+    manifest = manifest_from_quads(body, source=document.source)
+    did = key.public_key.did
+    if did not in manifest.signers and not allow_unlisted:
+        raise UsageError(
+            "this key is not among the manifest's authorized signers; its proof would not count",
+            path=document.source,
+            expected=", ".join(manifest.signers),
+            observed=did,
+        )
+    for proof in proofs:
+        if (proof.verification_method or "").split("#", 1)[0] == did:
+            raise UsageError(
+                "the manifest already carries a proof by this key", path=document.source,
+                observed=proof.verification_method,
+            )
+    if check_directory is not None:
+        from .verify.tree import check_tree
+
+        check_tree(manifest, check_directory)
+    canonical = canonical_nquads(body, source=document.source)
+    proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
+    if document.format == "json-ld":
+        assert document.json is not None
+        out = dumps(add_proof_to_jsonld(document.json, proof))
+    elif document.format in ("trig", "n-quads"):
+        quads = list(document.quads) + list(proof_graph_quads(proof, manifest.id, v.CONTEXT))
+        out = serialize_quads(quads, document.format)
+    else:
+        raise UsageError(
+            f"cannot add a proof to a {document.format} document (it has no named graphs)",
+            path=document.source,
+            expected="json-ld, trig or n-quads",
+        )
+    # Check our own work before anyone else has to.
+    new_doc = load_document(out, source=document.source, format=document.format)
+    new_body, new_proofs = split_proofs(new_doc.quads)
+    if canonical_nquads(new_body) != canonical:
+        raise InvalidManifestError("internal error: signing changed the document", path=document.source)
+    mine = [p for p in new_proofs if (p.verification_method or "").split("#", 1)[0] == did]
+    if len(mine) != 1:
+        raise InvalidManifestError("internal error: the new proof was not found", path=document.source)
+    verify_proof(canonical, mine[0])
+    return out
+
+
+def _proof_json(proof: Any) -> dict[str, Any]:
+    def compact(value: str | None, known: dict[str, str]) -> str | None:
+        if value is None:
+            return None
+        return known.get(value, value)
+
+    out: dict[str, Any] = {}
+    if proof.id is not None:
+        out["id"] = proof.id
+    out["type"] = compact(proof.type, {v.SEC_DATA_INTEGRITY_PROOF: "DataIntegrityProof"})
+    out["cryptosuite"] = proof.cryptosuite
+    if proof.created is not None:
+        out["created"] = proof.created
+    out["verificationMethod"] = proof.verification_method
+    out["proofPurpose"] = compact(proof.proof_purpose, {v.SEC_ASSERTION_METHOD: "assertionMethod"})
+    out["proofValue"] = proof.proof_value
+    return {k: val for k, val in out.items() if val is not None}
+
+
+def convert_document(document: ManifestDocument, format: str) -> bytes:
+    """Re-serialize a (signed) manifest in another format without changing what was signed.
+
+    Raises:
+        InvalidManifestError: the document holds statements that the JSON-LD form cannot carry
+            (the conversion would change what was signed), or is malformed.
+    """
+    if format in ("trig", "n-quads"):
+        return serialize_quads(list(document.quads), format)
+    if format != "json-ld":
+        raise UsageError(f"cannot convert to {format!r}", expected="json-ld, trig or n-quads")
+    if document.format == "json-ld":
+        assert document.json is not None
+        return dumps(document.json)
+    body, proofs = split_proofs(document.quads)
+    manifest = manifest_from_quads(body, source=document.source)
+    doc = manifest_to_jsonld(manifest)
+    if proofs:
+        doc["proof"] = [_proof_json(p) for p in proofs]
+    out = dumps(doc)
+    again = load_document(out, source=document.source, format="json-ld")
+    new_body, new_proofs = split_proofs(again.quads)
+    if canonical_nquads(new_body) != canonical_nquads(body) or len(new_proofs) != len(proofs):
+        raise InvalidManifestError(
+            "the document has statements the JSON-LD form does not carry; keep it as TriG or "
+            "N-Quads (converting would invalidate its signatures)",
+            path=document.source,
+        )
+    return out

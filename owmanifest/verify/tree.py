@@ -1,0 +1,170 @@
+"""Checking a directory against a verified manifest (sizes and BEP 52 roots)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import FileVerificationError, UsageError
+from ..manifest.builder import STATE_DIR_NAME
+from ..manifest.model import FileEntry, Manifest
+from .result import FileProblem, TreeReport, VerifiedManifest
+
+__all__ = ["check_tree", "verify_tree"]
+
+
+def _extra_files(directory: Path, expected: set[str]) -> list[str]:
+    extra: list[str] = []
+    stack: list[tuple[Path, str]] = [(directory, "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if not prefix and entry.name == STATE_DIR_NAME:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), rel + "/"))
+            elif rel not in expected:
+                extra.append(rel)
+    return sorted(extra)
+
+
+def verify_tree(
+    verified: VerifiedManifest,
+    directory: str | os.PathLike[str],
+    *,
+    files: Sequence[FileEntry] | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TreeReport:
+    """Check that ``directory`` holds the files of a verified manifest, byte for byte.
+
+    Every listed file must be a regular file (symbolic links are not followed) of the declared
+    size whose BEP 52 root matches. Files not in the manifest are reported as ``extra``; with
+    ``strict`` they are failures.
+
+    Args:
+        files: check only these entries (default: all).
+
+    Returns:
+        The report, when everything verified.
+
+    Raises:
+        UsageError: ``directory`` is not a directory.
+        FileVerificationError: one or more files failed; ``error.report`` lists every problem.
+    """
+    if not isinstance(verified, VerifiedManifest):
+        raise TypeError("verify_tree needs a VerifiedManifest (see verify_manifest)")
+    return check_tree(
+        verified.manifest, directory, files=files, strict=strict, workers=workers,
+        progress=progress,
+    )
+
+
+def check_tree(
+    manifest: Manifest,
+    directory: str | os.PathLike[str],
+    *,
+    files: Sequence[FileEntry] | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TreeReport:
+    """Check ``directory`` against a manifest whose signatures may not be checked yet.
+
+    Used by :func:`verify_tree` and by ``sign --check`` (a signer attests to bytes it has seen).
+    Same contract as :func:`verify_tree`.
+    """
+    from ..manifest.hashing import hash_files
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise UsageError("not a directory", path=str(root))
+    entries = tuple(manifest.files if files is None else files)
+    problems: list[FileProblem] = []
+    to_hash: list[FileEntry] = []
+    for entry in entries:
+        local = root / entry.path
+        try:
+            st = os.lstat(local)
+        except FileNotFoundError:
+            problems.append(FileProblem(entry.path, "missing"))
+            continue
+        except OSError as exc:
+            problems.append(FileProblem(entry.path, "unreadable", observed=exc.strerror))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            problems.append(FileProblem(entry.path, "symlink", "regular file", "symbolic link"))
+        elif not stat.S_ISREG(st.st_mode):
+            problems.append(FileProblem(entry.path, "not-a-file", "regular file", "other"))
+        elif st.st_size != entry.size:
+            problems.append(FileProblem(entry.path, "size", str(entry.size), str(st.st_size)))
+        else:
+            to_hash.append(entry)
+    if to_hash:
+        try:
+            results = hash_files(
+                [root / e.path for e in to_hash],
+                manifest.piece_length,
+                v1=False,
+                workers=workers,
+                progress=progress,
+            )
+        except FileVerificationError:
+            results = None
+        if results is None:  # a file changed under us: fall back to one at a time
+            from ..manifest.hashing import hash_file
+
+            results = []
+            for e in to_hash:
+                try:
+                    results.append(hash_file(root / e.path, manifest.piece_length, v1=False))
+                except FileVerificationError as exc:
+                    problems.append(FileProblem(e.path, "unreadable", observed=str(exc)))
+                    results.append(None)
+        good: list[FileEntry] = []
+        for entry, h in zip(to_hash, results):
+            if h is None:
+                continue
+            observed = None if h.root is None else h.root
+            expected = None if entry.root is None else entry.root.value
+            if h.size != entry.size:
+                problems.append(FileProblem(entry.path, "size", str(entry.size), str(h.size)))
+            elif observed != expected:
+                problems.append(
+                    FileProblem(
+                        entry.path,
+                        "digest",
+                        str(entry.root),
+                        "bep52:" + (observed.hex() if observed else "(none)"),
+                    )
+                )
+            else:
+                good.append(entry)
+    else:
+        good = []
+    extra = tuple(_extra_files(root, {e.path for e in manifest.files})) if files is None else ()
+    if strict:
+        problems.extend(FileProblem(p, "extra", "not present", "present") for p in extra)
+    problems.sort(key=lambda p: p.path)
+    report = TreeReport(
+        directory=str(root), verified=tuple(good), problems=tuple(problems), extra=extra
+    )
+    if problems:
+        first = problems[0]
+        err = FileVerificationError(
+            f"{len(problems)} of {len(entries)} file(s) failed verification, first: {first}",
+            path=str(root / first.path),
+            expected=first.expected,
+            observed=first.observed,
+        )
+        err.report = report
+        raise err
+    return report
