@@ -159,12 +159,12 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            policy = UnsafeTrustManifestSigners()
+            unsafe: TrustPolicy = UnsafeTrustManifestSigners()
         out.info(
             "WARNING: --unsafe-trust-manifest-signers: accepting whatever signers the manifest "
             "names; this does not tell you who published it"
         )
-        return policy
+        return unsafe
     docs = [read_trust_file(p) for p in (args.trust_file or [])]
     policy = policy_from_trust_data(docs, extra_keys=args.trust or [])
     if policy.is_empty:
@@ -340,7 +340,9 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
             }
         )
     else:
-        out.status(True, f"wrote {target} ({len(m.files)} files, {m.total_size} bytes) and {sidecar}")
+        out.status(
+            True, f"wrote {target} ({len(m.files)} files, {m.total_size} bytes) and {sidecar}"
+        )
         out.info(
             f"next: each signer runs `owmanifest sign {target} --key KEYFILE` "
             f"({m.threshold} of {len(m.signers)} needed)"
@@ -414,7 +416,9 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
         files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
     bar = _progress("verifying", sum(f.size for f in (files or m.files)), out)
     try:
-        report = verify_tree(vm, args.directory, files=files, strict=args.strict, progress=bar.advance)
+        report = verify_tree(
+            vm, args.directory, files=files, strict=args.strict, progress=bar.advance
+        )
     except FileVerificationError as exc:
         bar.close()
         report = exc.report
@@ -570,16 +574,27 @@ def _add_trust_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="more detail; tracebacks")
-    common.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    def common_options(default: Any) -> _ArgumentParser:
+        # Subcommands get SUPPRESS defaults so `owmanifest -v verify` and `verify -v` both work.
+        c = _ArgumentParser(add_help=False)
+        c.add_argument(
+            "-v", "--verbose", action="store_true", default=default, help="more detail; tracebacks"
+        )
+        c.add_argument(
+            "-q", "--quiet", action="store_true", default=default, help="only errors on stderr"
+        )
+        c.add_argument(
+            "--json", action="store_true", default=default, help="machine-readable output on stdout"
+        )
+        return c
+
+    common = common_options(argparse.SUPPRESS)
 
     parser = _ArgumentParser(
         prog="owmanifest",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
+        parents=[common_options(False)],
     )
     parser.add_argument("--version", action="version", version=f"owmanifest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
@@ -636,7 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", metavar="IRI")
     p.add_argument("--created", metavar="DATETIME", help="default: now (UTC)")
     p.add_argument("--expires", metavar="DATETIME", help="refuse the manifest after this time")
-    p.add_argument("--previous", metavar="rdfc-sha256:HEX", help="canonical hash of the previous version")
+    p.add_argument(
+        "--previous", metavar="rdfc-sha256:HEX", help="canonical hash of the previous version"
+    )
     p.add_argument("--piece-length", type=int, metavar="BYTES", help="default: by total size")
     p.add_argument("--v2-only", action="store_true", help="v2-only torrent (no v1 SHA-1 pieces)")
     p.add_argument("--private", action="store_true", help="private torrent (no DHT/PEX/LSD)")

@@ -25,14 +25,16 @@ def make_sample_dataset(directory: Path) -> None:
     for i, a in enumerate(neurons):
         for j, b in enumerate(neurons):
             if a != b and (i * 7 + j * 3) % 5 == 0:
-                rows.append(f"{a},{b},{'chemical' if (i + j) % 2 else 'electrical'},{(i * j) % 9 + 1}")
+                rows.append(
+                    f"{a},{b},{'chemical' if (i + j) % 2 else 'electrical'},{(i * j) % 9 + 1}"
+                )
     tables = directory / "tables"
     tables.mkdir(exist_ok=True)
     (tables / "connectome.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     graphs = directory / "graphs"
     graphs.mkdir(exist_ok=True)
     triples = [
-        f"<http://openworm.org/entities/{n}> <http://www.w3.org/2000/01/rdf-schema#label> \"{n}\" ."
+        f'<http://openworm.org/entities/{n}> <http://www.w3.org/2000/01/rdf-schema#label> "{n}" .'
         for n in neurons
     ]
     (graphs / "neurons.nt").write_text("\n".join(triples) + "\n", encoding="utf-8")
@@ -47,9 +49,7 @@ def make_sample_dataset(directory: Path) -> None:
     (directory / "movement" / "EMPTY").write_bytes(b"")
 
 
-def run_demo(
-    workdir: str | None, *, say: Callable[[str], None], quiet: bool = False
-) -> int:
+def run_demo(workdir: str | None, *, say: Callable[[str], None], quiet: bool = False) -> int:
     """Run the demo; returns 0 when every step behaved as it should."""
     from .cli import main as cli
 
@@ -79,8 +79,26 @@ def run_demo(
         dids.append(key.public_key.did)
         say(f"$ owmanifest keygen --out {path}\n{key.public_key.did}")
     step("3. a 2-of-2 manifest: every file's size and BEP 52 Merkle root")
-    if run("create", str(data), "--id", DEMO_ID, "--version", "1", "--signer", dids[0],
-           "--signer", dids[1], "--threshold", "2", "-o", str(manifest), "--force") != EXIT_OK:
+    if (
+        run(
+            "create",
+            str(data),
+            "--id",
+            DEMO_ID,
+            "--version",
+            "1",
+            "--signer",
+            dids[0],
+            "--signer",
+            dids[1],
+            "--threshold",
+            "2",
+            "-o",
+            str(manifest),
+            "--force",
+        )
+        != EXIT_OK
+    ):
         return EXIT_VERIFICATION_FAILED
     step("4. alice signs, after checking the bytes herself")
     if run("sign", str(manifest), "--key", str(base / "alice.key"), "--check", str(data)):
@@ -98,7 +116,9 @@ def run_demo(
         return EXIT_VERIFICATION_FAILED
     step("8. the signed manifest converted to TriG still verifies")
     trig = base / "connectome.trig"
-    if run("convert", str(manifest), "-o", str(trig), "--force") or run("verify", str(trig), *trust):
+    if run("convert", str(manifest), "-o", str(trig), "--force") or run(
+        "verify", str(trig), *trust
+    ):
         return EXIT_VERIFICATION_FAILED
     step("9. flip one byte in movement/worm-track.bin (expected to FAIL)")
     target = data / "movement" / "worm-track.bin"

@@ -8,7 +8,6 @@ leaves every other statement as it was, so unknown statements survive and stay s
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from .errors import InvalidManifestError, UsageError
@@ -61,7 +60,8 @@ def sign_document(
     for proof in proofs:
         if (proof.verification_method or "").split("#", 1)[0] == did:
             raise UsageError(
-                "the manifest already carries a proof by this key", path=document.source,
+                "the manifest already carries a proof by this key",
+                path=document.source,
                 observed=proof.verification_method,
             )
     if check_directory is not None:
@@ -69,12 +69,12 @@ def sign_document(
 
         check_tree(manifest, check_directory)
     canonical = canonical_nquads(body, source=document.source)
-    proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
+    new_proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
     if document.format == "json-ld":
         assert document.json is not None
-        out = dumps(add_proof_to_jsonld(document.json, proof))
+        out = dumps(add_proof_to_jsonld(document.json, new_proof))
     elif document.format in ("trig", "n-quads"):
-        quads = list(document.quads) + list(proof_graph_quads(proof, manifest.id, v.CONTEXT))
+        quads = list(document.quads) + list(proof_graph_quads(new_proof, manifest.id, v.CONTEXT))
         out = serialize_quads(quads, document.format)
     else:
         raise UsageError(
@@ -86,10 +86,14 @@ def sign_document(
     new_doc = load_document(out, source=document.source, format=document.format)
     new_body, new_proofs = split_proofs(new_doc.quads)
     if canonical_nquads(new_body) != canonical:
-        raise InvalidManifestError("internal error: signing changed the document", path=document.source)
+        raise InvalidManifestError(
+            "internal error: signing changed the document", path=document.source
+        )
     mine = [p for p in new_proofs if (p.verification_method or "").split("#", 1)[0] == did]
     if len(mine) != 1:
-        raise InvalidManifestError("internal error: the new proof was not found", path=document.source)
+        raise InvalidManifestError(
+            "internal error: the new proof was not found", path=document.source
+        )
     verify_proof(canonical, mine[0])
     return out
 

@@ -142,8 +142,9 @@ def _check_dataset_id(dataset_id: str) -> None:
             observed=dataset_id,
         )
     if any(c.isspace() for c in dataset_id) or any(c in dataset_id for c in '<>"{}|\\^`'):
-        raise UsageError("the dataset id contains characters not allowed in an IRI",
-                         observed=dataset_id)
+        raise UsageError(
+            "the dataset id contains characters not allowed in an IRI", observed=dataset_id
+        )
 
 
 def build_manifest(
@@ -220,18 +221,20 @@ def build_manifest(
         [f.local for f in files], piece_length, v1=hybrid, workers=workers, progress=progress
     )
     entries = []
-    for f, h in zip(files, hashes):
+    for f, h in zip(files, hashes, strict=True):
         if h.size != f.size:
             raise InvalidManifestError(
-                "file changed size while it was hashed", path=str(f.local), expected=f.size,
-                observed=h.size
+                "file changed size while it was hashed",
+                path=str(f.local),
+                expected=f.size,
+                observed=h.size,
             )
         root = None if h.root is None else Digest(BEP52, h.root)
         entries.append(FileEntry(path=f.path, size=h.size, root=root))
     name = default_torrent_name(dataset_id)
     torrent = build_torrent(
         name,
-        [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes)],
+        [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes, strict=True)],
         piece_length,
         hybrid=hybrid,
         private=private,

@@ -148,8 +148,10 @@ def loads_json(data: bytes, *, source: str) -> Any:
             depth -= 1
     if deepest > MAX_JSON_DEPTH:
         raise InvalidManifestError(
-            "JSON nested too deeply", path=source, expected=f"<= {MAX_JSON_DEPTH}", observed=">"
-            f" {MAX_JSON_DEPTH}"
+            "JSON nested too deeply",
+            path=source,
+            expected=f"<= {MAX_JSON_DEPTH}",
+            observed=f"> {MAX_JSON_DEPTH}",
         )
     try:
         return json.loads(

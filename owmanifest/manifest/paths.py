@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from ..errors import PathError
 
-__all__ = ["check_path", "check_paths", "case_key"]
+__all__ = ["case_key", "check_path", "check_paths"]
 
 _MAX_PATH_BYTES = 4096
 _MAX_SEGMENT_BYTES = 255

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -12,7 +12,7 @@ from ..errors import Error, InvalidManifestError
 __all__ = ["load_schema", "validate"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     """The schema ``<name>.schema.json`` shipped in this package."""
     text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8")
@@ -20,7 +20,7 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Any:
     import jsonschema
 

@@ -17,7 +17,10 @@ __all__ = ["check_proofs", "verify_manifest"]
 
 
 def _proof_outcomes(
-    document: ManifestDocument, manifest: Manifest, canonical: bytes, policy: TrustPolicy,
+    document: ManifestDocument,
+    manifest: Manifest,
+    canonical: bytes,
+    policy: TrustPolicy,
     proofs: list,  # type: ignore[type-arg]
 ) -> list[ProofOutcome]:
     outcomes: list[ProofOutcome] = []
@@ -103,13 +106,21 @@ def verify_manifest(
     elif policy.is_empty:
         message = "no trusted keys were given (use --trust DID or a trust store)"
     else:
-        message = (
-            f"{len(counted)} of the required {need} trusted signatures: "
-            + "; ".join(f"{o.verification_method}: {o.reason}" for o in outcomes)
-        )
-    cls = SignatureError if any(o.reason.startswith("invalid proof") for o in outcomes) else (
-        PolicyError
+        refused = [o for o in outcomes if not o.counted]
+        message = f"{len(counted)} of the required {need} trusted signatures"
+        if refused:
+            message += (
+                " (not counted: "
+                + "; ".join(f"{o.signer or o.verification_method}: {o.reason}" for o in refused)
+                + ")"
+            )
+    cls = (
+        SignatureError
+        if any(o.reason.startswith("invalid proof") for o in outcomes)
+        else (PolicyError)
     )
-    err = cls(message, path=document.source, expected=f">= {need} signatures", observed=len(counted))
+    err = cls(
+        message, path=document.source, expected=f">= {need} signatures", observed=len(counted)
+    )
     err.outcomes = tuple(outcomes)
     raise err

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..manifest.model import Manifest
 
-__all__ = ["TrustPolicy", "UnsafeTrustManifestSigners", "UnsafePolicyWarning"]
+__all__ = ["TrustPolicy", "UnsafePolicyWarning", "UnsafeTrustManifestSigners"]
 
 
 class UnsafePolicyWarning(UserWarning):

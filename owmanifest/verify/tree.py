@@ -63,7 +63,11 @@ def verify_tree(
     if not isinstance(verified, VerifiedManifest):
         raise TypeError("verify_tree needs a VerifiedManifest (see verify_manifest)")
     return check_tree(
-        verified.manifest, directory, files=files, strict=strict, workers=workers,
+        verified.manifest,
+        directory,
+        files=files,
+        strict=strict,
+        workers=workers,
         progress=progress,
     )
 
@@ -82,7 +86,7 @@ def check_tree(
     Used by :func:`verify_tree` and by ``sign --check`` (a signer attests to bytes it has seen).
     Same contract as :func:`verify_tree`.
     """
-    from ..manifest.hashing import hash_files
+    from ..manifest.hashing import FileHashes, hash_files
 
     root = Path(directory)
     if not root.is_dir():
@@ -109,6 +113,7 @@ def check_tree(
         else:
             to_hash.append(entry)
     if to_hash:
+        results: list[FileHashes] | None
         try:
             results = hash_files(
                 [root / e.path for e in to_hash],
@@ -122,15 +127,19 @@ def check_tree(
         if results is None:  # a file changed under us: fall back to one at a time
             from ..manifest.hashing import hash_file
 
-            results = []
+            results_or_none: list[FileHashes | None] = []
             for e in to_hash:
                 try:
-                    results.append(hash_file(root / e.path, manifest.piece_length, v1=False))
+                    results_or_none.append(
+                        hash_file(root / e.path, manifest.piece_length, v1=False)
+                    )
                 except FileVerificationError as exc:
                     problems.append(FileProblem(e.path, "unreadable", observed=str(exc)))
-                    results.append(None)
+                    results_or_none.append(None)
+        else:
+            results_or_none = list(results)
         good: list[FileEntry] = []
-        for entry, h in zip(to_hash, results):
+        for entry, h in zip(to_hash, results_or_none, strict=True):
             if h is None:
                 continue
             observed = None if h.root is None else h.root

@@ -159,11 +159,8 @@ BAD_NQUADS: dict[str, bytes] = {
     "syntax": b"<a> <b> .\n",
     "blank-node-body": GOOD_NQ + f"{M} <http://ex.org/p> _:b0 .\n".encode(),
     "named-graph-not-proof": GOOD_NQ + f"{M} <http://ex.org/p> {M} {M} .\n".encode(),
-    "two-versions": GOOD_NQ
-    + f'{M} <{vocab.DCAT_VERSION}> "4"^^<{vocab.XSD_INTEGER}> .\n'.encode(),
-    "version-as-string": GOOD_NQ.replace(
-        f'"3"^^<{vocab.XSD_INTEGER}>'.encode(), b'"3"'
-    ),
+    "two-versions": GOOD_NQ + f'{M} <{vocab.DCAT_VERSION}> "4"^^<{vocab.XSD_INTEGER}> .\n'.encode(),
+    "version-as-string": GOOD_NQ.replace(f'"3"^^<{vocab.XSD_INTEGER}>'.encode(), b'"3"'),
     "no-manifest-node": b"<http://ex.org/a> <http://ex.org/b> <http://ex.org/c> .\n",
     "two-manifests": GOOD_NQ
     + f"<http://ex.org/m2> <{vocab.RDF_TYPE}> <{vocab.OWM_MANIFEST}> .\n".encode(),

@@ -29,7 +29,9 @@ def _imports(path: Path) -> list[str]:
             names.extend(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                pkg = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-node.level])
+                pkg = ".".join(
+                    path.relative_to(PACKAGE.parent).with_suffix("").parts[: -node.level]
+                )
                 base = f"{pkg}.{node.module}" if node.module else pkg
             else:
                 base = node.module or ""

@@ -34,7 +34,16 @@ def test_bad_path_is_refused(path: str) -> None:
     assert "unacceptable file path" in str(info.value)
 
 
-GOOD_PATHS = ["a", "a/b/c.txt", "caf\u00e9.txt", "spaces ok/x y", ".hidden", "a..b", "...", "日本/語"]
+GOOD_PATHS = [
+    "a",
+    "a/b/c.txt",
+    "caf\u00e9.txt",
+    "spaces ok/x y",
+    ".hidden",
+    "a..b",
+    "...",
+    "日本/語",
+]
 
 
 @pytest.mark.parametrize("path", GOOD_PATHS)

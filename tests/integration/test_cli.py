@@ -1,0 +1,206 @@
+"""The command line end to end: keygen, create, sign, verify, show, convert, demo; exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from owmanifest.cli import main
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "generated"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    data = tmp_path / "data"
+    shutil.copytree(ASSETS / "dataset", data)
+    dids = {}
+    for name in ("alice", "bob"):
+        code, out, _ = run(capsys, "keygen", "--out", str(tmp_path / f"{name}.key"))
+        assert code == 0
+        dids[name] = out.strip()
+    manifest = tmp_path / "m.jsonld"
+    code, _, err = run(
+        capsys,
+        "create",
+        str(data),
+        "--id",
+        "https://openworm.org/data/cli",
+        "--version",
+        "1",
+        "--signer",
+        dids["alice"],
+        "--signer",
+        str(tmp_path / "bob.key"),
+        "-o",
+        str(manifest),
+    )
+    assert code == 0, err
+    return {"data": str(data), "manifest": str(manifest), "tmp": str(tmp_path), **dids}
+
+
+def test_keygen_writes_private_key_0600(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "keygen", "--out", str(tmp_path / "k.key"))
+    assert code == 0
+    assert out.startswith("did:key:z6Mk")
+    assert stat.S_IMODE(os.stat(tmp_path / "k.key").st_mode) == 0o600
+    assert "privateKey" not in out + err
+    code, _, err = run(capsys, "keygen", "--out", str(tmp_path / "k.key"))
+    assert code == 2 and "refusing to overwrite" in err
+
+
+def test_keygen_encrypted_and_sign_with_passphrase(
+    workflow: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OWM_TEST_PASS", "correct horse")
+    key = str(Path(workflow["tmp"]) / "enc.key")
+    code, _, _ = run(capsys, "keygen", "--out", key, "--passphrase-env", "OWM_TEST_PASS")
+    assert code == 0
+    assert "correct horse" not in Path(key).read_text()
+    code, _, err = run(
+        capsys,
+        "sign",
+        workflow["manifest"],
+        "--key",
+        key,
+        "--allow-unlisted",
+        "--passphrase-env",
+        "OWM_TEST_PASS",
+    )
+    assert code == 0, err
+    monkeypatch.setenv("OWM_TEST_PASS", "wrong")
+    code, _, err = run(
+        capsys,
+        "sign",
+        workflow["manifest"],
+        "--key",
+        key,
+        "--allow-unlisted",
+        "--passphrase-env",
+        "OWM_TEST_PASS",
+    )
+    assert code == 2 and "Traceback" not in err
+
+
+def test_full_workflow_and_exit_codes(
+    workflow: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    m, data, tmp = workflow["manifest"], workflow["data"], workflow["tmp"]
+    trust = ["--trust", workflow["alice"], "--trust", workflow["bob"]]
+    assert run(capsys, "sign", m, "--key", f"{tmp}/alice.key", "--check", data)[0] == 0
+    code, _, err = run(capsys, "verify", m, data, *trust)
+    assert code == 1 and "1 of the required 2" in err
+    assert run(capsys, "sign", m, "--key", f"{tmp}/bob.key")[0] == 0
+    code, _, err = run(capsys, "verify", m, data, *trust)
+    assert code == 0, err
+    assert "OK:" in err
+    code, out, _ = run(capsys, "verify", m, data, *trust, "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    # one flipped byte -> exit 1, the file named
+    target = Path(data) / "blocks" / "70000.bin"
+    raw = bytearray(target.read_bytes())
+    raw[123] ^= 1
+    target.write_bytes(bytes(raw))
+    code, out, err = run(capsys, "verify", m, data, *trust, "--json")
+    assert code == 1
+    assert "blocks/70000.bin" in err
+    assert json.loads(out)["tree"]["problems"][0]["kind"] == "digest"
+    # conversions keep the signatures
+    for suffix in ("trig", "nq"):
+        conv = f"{tmp}/m.{suffix}"
+        assert run(capsys, "convert", m, "-o", conv)[0] == 0
+        assert run(capsys, "verify", conv, *trust)[0] == 0
+    # show
+    code, out, _ = run(capsys, "show", m)
+    assert code == 0 and "2 of 2 required" in out
+    code, out, _ = run(capsys, "show", m, "--json")
+    shown = json.loads(out)
+    assert len(shown["proofs"]) == 2 and all(p["signatureValid"] for p in shown["proofs"])
+
+
+BAD_USAGE = {
+    "no-command": [],
+    "unknown-command": ["frobnicate"],
+    "verify-without-trust": ["verify", str(ASSETS / "signed.jsonld")],
+    "missing-manifest": ["verify", "/nonexistent.jsonld", "--trust", "did:key:z6Mkx"],
+    "malformed-manifest": ["show", str(ASSETS / "dids.txt")],
+    "bad-trust-key": ["verify", str(ASSETS / "signed.jsonld"), "--trust", "https://x"],
+    "create-bad-id": [
+        "create",
+        str(ASSETS / "dataset"),
+        "--id",
+        "not an iri",
+        "--version",
+        "1",
+        "--signer",
+        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+        "-o",
+        "/tmp/owm-never.jsonld",
+    ],
+    "create-bad-threshold": [
+        "create",
+        str(ASSETS / "dataset"),
+        "--id",
+        "https://x.org/d",
+        "--version",
+        "1",
+        "--threshold",
+        "3",
+        "--signer",
+        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+        "-o",
+        "/tmp/owm-never.jsonld",
+    ],
+    "verify-not-a-directory": [
+        "verify",
+        str(ASSETS / "signed.jsonld"),
+        str(ASSETS / "dids.txt"),
+        "--unsafe-trust-manifest-signers",
+    ],
+}
+
+
+@pytest.mark.parametrize("argv", BAD_USAGE.values(), ids=BAD_USAGE.keys())
+def test_bad_usage_exits_2_without_traceback(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code, _, err = run(capsys, *argv)
+    except SystemExit as exc:  # argparse errors
+        code = int(exc.code or 0)
+        err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert not Path("/tmp/owm-never.jsonld").exists()
+
+
+def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "-v", "show", str(ASSETS / "dids.txt"))
+    assert code == 2 and "Traceback" in err
+
+
+def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "flip one byte" in err
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "owmanifest", "verify", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--trust" in result.stdout and "example" in result.stdout

@@ -1,0 +1,219 @@
+"""verify_manifest: acceptance, threshold and trust rules, conversions; a table of bad manifests."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from owmanifest.errors import InvalidManifestError, PolicyError, SignatureError, VerificationError
+from owmanifest.manifest.document import load_document
+from owmanifest.signing import convert_document, sign_document
+from owmanifest.verify import (
+    TrustPolicy,
+    UnsafePolicyWarning,
+    UnsafeTrustManifestSigners,
+    verify_manifest,
+)
+from owmanifest.verify.keys import PrivateKey
+
+from .fixtures import ASSETS, DIDS, key, signed_bytes
+
+BOTH = TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]])
+
+
+def test_signed_manifest_verifies() -> None:
+    vm = verify_manifest(signed_bytes(), BOTH, source="signed.jsonld")
+    assert set(vm.signers) == {DIDS["alice"], DIDS["bob"]}
+    assert str(vm.canonical_hash).startswith("rdfc-sha256:")
+    assert vm.manifest.version == 1
+    assert all(o.counted for o in vm.proofs)
+
+
+@pytest.mark.parametrize("fmt", ["trig", "n-quads"])
+def test_signature_survives_conversion(fmt: str) -> None:
+    doc = load_document(signed_bytes(), source="signed.jsonld")
+    text = convert_document(doc, fmt)
+    vm = verify_manifest(load_document(text, source=f"x.{fmt}", format=fmt), BOTH)
+    back = convert_document(load_document(text, source="x", format=fmt), "json-ld")
+    vm2 = verify_manifest(back, BOTH)
+    assert vm.canonical_hash == vm2.canonical_hash
+    assert vm.manifest == vm2.manifest
+
+
+def test_signing_trig_directly() -> None:
+    unsigned = (ASSETS / "unsigned.jsonld").read_bytes()
+    trig = convert_document(load_document(unsigned, source="u.jsonld"), "trig")
+    one = sign_document(load_document(trig, source="u.trig"), key("alice"))
+    two = sign_document(load_document(one, source="u.trig"), key("bob"))
+    verify_manifest(load_document(two, source="u.trig"), BOTH)
+
+
+def test_policy_is_required() -> None:
+    with pytest.raises(TypeError):
+        verify_manifest(signed_bytes(), None)  # type: ignore[arg-type]
+
+
+def test_unsafe_policy_warns_and_accepts() -> None:
+    with pytest.warns(UnsafePolicyWarning):
+        policy = UnsafeTrustManifestSigners()
+    verify_manifest(signed_bytes(), policy)
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(data)
+    return doc
+
+
+def _mutate(fn: Callable[[dict[str, Any]], None]) -> bytes:
+    doc = copy.deepcopy(_json(signed_bytes()))
+    fn(doc)
+    return json.dumps(doc).encode()
+
+
+def _foreign_proof(doc: dict[str, Any]) -> None:
+    """Replace bob's proof by one bob made over a different manifest."""
+    other = copy.deepcopy(_json((ASSETS / "unsigned.jsonld").read_bytes()))
+    other["version"] = 2
+    signed_other = sign_document(
+        load_document(json.dumps(other).encode(), source="o"),
+        key("bob"),
+        created="2026-01-03T00:00:00Z",
+    )
+    doc["proof"][1] = _json(signed_other)["proof"][0]
+
+
+def _set_proof(i: int, field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["proof"][i].__setitem__(field, value)
+
+
+# Each case: how to damage the signed manifest, the policy, and the error it must raise.
+ATTACKS: dict[str, tuple[Callable[[], bytes], TrustPolicy, type[Exception]]] = {
+    "unsigned": (lambda: (ASSETS / "unsigned.jsonld").read_bytes(), BOTH, PolicyError),
+    "below-threshold": (lambda: (ASSETS / "signed-alice.jsonld").read_bytes(), BOTH, PolicyError),
+    "trusts-only-one": (signed_bytes, TrustPolicy.from_keys([DIDS["alice"]]), PolicyError),
+    "untrusted-signers": (signed_bytes, TrustPolicy.from_keys([DIDS["mallory"]]), PolicyError),
+    "revoked": (
+        signed_bytes,
+        TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]], revoked=[DIDS["bob"]]),
+        PolicyError,
+    ),
+    "same-key-twice": (
+        lambda: _mutate(lambda d: d["proof"].__setitem__(1, d["proof"][0])),
+        BOTH,
+        PolicyError,
+    ),
+    "file-size-edited": (
+        lambda: _mutate(lambda d: d["files"][0].__setitem__("byteSize", 1)),
+        BOTH,
+        SignatureError,
+    ),
+    "file-root-edited": (
+        lambda: _mutate(lambda d: d["files"][-1].__setitem__("merkleRoot", "bep52:" + "ab" * 32)),
+        BOTH,
+        SignatureError,
+    ),
+    "file-removed": (lambda: _mutate(lambda d: d["files"].pop()), BOTH, SignatureError),
+    "threshold-lowered": (
+        lambda: _mutate(lambda d: d.__setitem__("threshold", 1)),
+        BOTH,
+        (SignatureError),
+    ),
+    "signer-swapped": (
+        lambda: _mutate(lambda d: d["authorizedSigner"].__setitem__(0, DIDS["mallory"])),
+        TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"], DIDS["mallory"]]),
+        VerificationError,
+    ),
+    "proof-from-other-manifest": (lambda: _mutate(_foreign_proof), BOTH, SignatureError),
+    "created-edited": (
+        lambda: _mutate(_set_proof(0, "created", "2030-01-01T00:00:00Z")),
+        BOTH,
+        SignatureError,
+    ),
+    "verification-method-swapped": (
+        lambda: _mutate(
+            _set_proof(0, "verificationMethod", DIDS["carol"] + "#" + DIDS["carol"][8:])
+        ),
+        TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"], DIDS["carol"]]),
+        SignatureError,
+    ),
+    "other-cryptosuite": (
+        lambda: _mutate(_set_proof(0, "cryptosuite", "ecdsa-rdfc-2019")),
+        BOTH,
+        SignatureError,
+    ),
+    "other-purpose": (
+        lambda: _mutate(_set_proof(0, "proofPurpose", "authentication")),
+        BOTH,
+        SignatureError,
+    ),
+    "signature-flipped": (
+        lambda: _mutate(
+            _set_proof(
+                0,
+                "proofValue",
+                _json(signed_bytes())["proof"][0]["proofValue"][:-2]
+                + ("1" if _json(signed_bytes())["proof"][0]["proofValue"][-2] != "1" else "2")
+                + _json(signed_bytes())["proof"][0]["proofValue"][-1],
+            )
+        ),
+        BOTH,
+        SignatureError,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ATTACKS.values(), ids=ATTACKS.keys())
+def test_attack_is_refused(case: tuple[Callable[[], bytes], TrustPolicy, type[Exception]]) -> None:
+    make, policy, error = case
+    with pytest.raises(error) as info:
+        verify_manifest(make(), policy, source="attacked.jsonld")
+    assert isinstance(info.value, (VerificationError, InvalidManifestError))
+
+
+def test_outcomes_say_why() -> None:
+    with pytest.raises(PolicyError) as info:
+        verify_manifest(signed_bytes(), TrustPolicy.from_keys([DIDS["alice"]]))
+    reasons = {o.signer: o.reason for o in info.value.outcomes}
+    assert "not trusted" in reasons[DIDS["bob"]]
+    assert reasons[DIDS["alice"]].startswith("valid")
+
+
+def test_unlisted_signer_does_not_count() -> None:
+    doc = load_document((ASSETS / "signed-alice.jsonld").read_bytes(), source="s")
+    with_mallory = sign_document(doc, key("mallory"), allow_unlisted=True)
+    policy = TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"], DIDS["mallory"]])
+    with pytest.raises(PolicyError) as info:
+        verify_manifest(with_mallory, policy)
+    reasons = {o.signer: o.reason for o in info.value.outcomes}
+    assert "not an authorized signer" in reasons[DIDS["mallory"]]
+
+
+def test_sign_refuses_unlisted_and_repeated_keys() -> None:
+    from owmanifest.errors import UsageError
+
+    doc = load_document((ASSETS / "signed-alice.jsonld").read_bytes(), source="s")
+    with pytest.raises(UsageError):
+        sign_document(doc, key("mallory"))
+    with pytest.raises(UsageError):
+        sign_document(doc, key("alice"))
+
+
+def test_sign_check_refuses_bad_data(tmp_path: Path) -> None:
+    from owmanifest.errors import FileVerificationError
+
+    data = tmp_path / "d"
+    shutil.copytree(ASSETS / "dataset", data)
+    (data / "README.txt").write_bytes(b"tampered\n")
+    doc = load_document((ASSETS / "unsigned.jsonld").read_bytes(), source="u")
+    with pytest.raises(FileVerificationError):
+        sign_document(doc, key("alice"), check_directory=data)
+
+
+def test_new_key_is_not_in_fixture() -> None:
+    assert PrivateKey.generate().public_key.did not in DIDS.values()
