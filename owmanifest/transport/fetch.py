@@ -1,0 +1,870 @@
+"""Fetching the files of a verified manifest from untrusted sources.
+
+This is the one place where transports and verification meet. The rules:
+
+* Only a :class:`~owmanifest.verify.result.VerifiedManifest` is accepted: the signatures were
+  checked before any byte moves.
+* Nothing unverified is ever at a final path. Bytes wait in the partial area
+  (``dest/.owmanifest/partial``, see :mod:`._partial`); a file is moved into place with
+  ``os.replace`` only after the whole file, read back from disk, has the manifest's BEP 52 root.
+* With a piece layer (or for files of at most one piece) every piece is verified **before** it
+  is written. Without one (a file larger than a piece whose layer is unknown) the file is
+  fetched whole and verified at the end; that mode cannot resume.
+* Sources are tried in order. A source that sends a bad piece, too many or too few bytes, or an
+  error, is dropped for that file; one that stalls or is unreachable is dropped for the rest of
+  the fetch. No source is ever asked for a piece that already verified, so a re-run resumes.
+* Sizes come from the manifest: no source can make us accept more bytes than declared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    Error,
+    FetchError,
+    FileVerificationError,
+    PathError,
+    SizeExceededError,
+    StallError,
+    TransportError,
+    UsageError,
+)
+from ..manifest.hashing import hash_file, hash_files
+from ..manifest.model import FileEntry, Manifest
+from ..manifest.paths import case_key, check_path
+from ..verify.blocks import PieceVerifier
+from ..verify.result import VerifiedManifest
+from ._partial import STATE_DIR, PartialArea, PartialFile, _ensure_dir
+from .base import (
+    DirectoryTransport,
+    FetchPlan,
+    NullProgress,
+    PlannedFile,
+    Progress,
+    RangeTransport,
+    SourceUnavailableError,
+    Transport,
+)
+
+__all__ = ["FetchReport", "IncompleteFetchError", "SourceProblem", "fetch"]
+
+#: Contiguous missing pieces are asked for in one request of at most this many bytes.
+MAX_REQUEST = 64 * 1024 * 1024
+#: How long a reader thread may take to stop after it was told to (and after ``abort()``).
+_STOP_GRACE = 0.1
+_ABORT_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """Something that went wrong with one source (for one file, or for all of them).
+
+    Attributes:
+        source: the source's name (URL, path).
+        path: the manifest path concerned, or ``None`` when the whole source failed.
+        kind: ``"digest"`` (bad bytes), ``"size"`` (too many or too few), ``"stall"``,
+            ``"unavailable"``, ``"fetch"`` (any other transport error), ``"local"`` (a problem
+            in the destination), ``"layer"`` (a piece layer that does not match its root).
+        message: the error, for people.
+    """
+
+    source: str
+    path: str | None
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path is not None else ""
+        return f"{where}{self.source}: {self.message}"
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """What :func:`fetch` did.
+
+    Attributes:
+        destination: the destination directory.
+        fetched: paths obtained from a source (or created empty) and moved into place.
+        present: paths that were already at their final place with the right content.
+        replaced: paths where a different file (or a symbolic link) was replaced.
+        failed: paths that no source could provide.
+        bytes_by_source: verified bytes obtained from each source, by source name.
+        problems: everything that went wrong along the way, in order.
+    """
+
+    destination: str
+    fetched: tuple[str, ...] = ()
+    present: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    bytes_by_source: Mapping[str, int] = field(default_factory=dict)
+    problems: tuple[SourceProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serializable form, for ``--json`` output."""
+        return {
+            "destination": self.destination,
+            "fetched": list(self.fetched),
+            "present": list(self.present),
+            "replaced": list(self.replaced),
+            "failed": list(self.failed),
+            "bytes_by_source": dict(self.bytes_by_source),
+            "problems": [
+                {"source": p.source, "path": p.path, "kind": p.kind, "message": p.message}
+                for p in self.problems
+            ],
+        }
+
+
+class IncompleteFetchError(FetchError):
+    """Some files could not be fetched from any source.
+
+    The message lists, for each such file, every source tried and why it failed.
+
+    Attributes:
+        report: the :class:`FetchReport` (what did succeed is in place and verified).
+    """
+
+    report: FetchReport
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, StallError):
+        return "stall"
+    if isinstance(exc, SourceUnavailableError):
+        return "unavailable"
+    if isinstance(exc, SizeExceededError):
+        return "size"
+    if isinstance(exc, FileVerificationError):
+        return "digest"
+    return "fetch"
+
+
+def _message(exc: BaseException, source: str | None = None) -> str:
+    """The error for a listing under its source and path: without either as a prefix."""
+    if not isinstance(exc, Error):
+        return str(exc) or type(exc).__name__
+    text = exc.message
+    for prefix in (source, exc.uri, exc.path):
+        if prefix and text.startswith(prefix + ": "):
+            text = text[len(prefix) + 2 :]
+    if exc.expected is not None or exc.observed is not None:
+        text += f" (expected {exc.expected}, observed {exc.observed})"
+    return text
+
+
+def _root_ok(path: Path, entry: FileEntry, piece_length: int) -> bool:
+    """Whether the regular file at ``path`` has ``entry``'s size and BEP 52 root.
+
+    Raises:
+        FileVerificationError: ``path`` cannot be read or changed while it was read.
+    """
+    h = hash_file(path, piece_length, v1=False)
+    expected = None if entry.root is None else entry.root.value
+    return h.size == entry.size and h.root == expected
+
+
+def _select(manifest: Manifest, files: Sequence[FileEntry] | None) -> list[FileEntry]:
+    if files is None:
+        return list(manifest.files)
+    out: list[FileEntry] = []
+    seen: set[str] = set()
+    for entry in files:
+        try:
+            mine = manifest.file(entry.path)
+        except KeyError:
+            raise UsageError(
+                f"{entry.path!r} is not a file of the manifest", path=entry.path
+            ) from None
+        if mine != entry:
+            raise UsageError(
+                f"{entry.path!r} differs from the entry in the verified manifest",
+                path=entry.path,
+                expected=f"{mine.size} bytes, {mine.root}",
+                observed=f"{entry.size} bytes, {entry.root}",
+            )
+        if entry.path not in seen:
+            seen.add(entry.path)
+            out.append(mine)
+    return out
+
+
+def _final_path(dest: Path, rel: str) -> Path:
+    """The final path of manifest path ``rel`` under the resolved ``dest``.
+
+    Existing directories on the way must be real directories (not symbolic links).
+
+    Raises:
+        PathError: ``rel`` is not an acceptable manifest path, is in the working directory,
+            or would be written through a symbolic link or outside ``dest``.
+    """
+    check_path(rel)
+    parts = rel.split("/")
+    if case_key(parts[0]) == case_key(STATE_DIR):
+        raise PathError(f"refusing to write {rel!r}: {STATE_DIR}/ is owmanifest's working area")
+    current = dest
+    for part in parts[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise PathError(
+                f"refusing to write {rel!r} through {current}",
+                path=str(current),
+                expected="a directory",
+                observed="a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory",
+            )
+    final = dest.joinpath(*parts)
+    if not final.parent.resolve().is_relative_to(dest):  # pragma: no cover - belt and braces
+        raise PathError(f"refusing to write {rel!r} outside {dest}", path=str(final))
+    return final
+
+
+def _make_parents(dest: Path, final: Path) -> None:
+    """Create the directories between ``dest`` and ``final``, refusing symbolic links.
+
+    Raises:
+        PathError: a component is a symbolic link or not a directory, or escapes ``dest``.
+    """
+    current = dest
+    for part in final.relative_to(dest).parts[:-1]:
+        current = current / part
+        _ensure_dir(current)
+    if not final.parent.resolve().is_relative_to(dest):  # pragma: no cover - belt and braces
+        raise PathError(f"refusing to write outside {dest}", path=str(final))
+
+
+def _coalesce(missing: Sequence[int], checker: PieceVerifier) -> list[tuple[int, int, list[int]]]:
+    """Group missing pieces into requests ``(offset, length, pieces)`` of contiguous pieces."""
+    out: list[tuple[int, int, list[int]]] = []
+    for index in missing:
+        offset, length = checker.piece_span(index)
+        if out:
+            start, total, pieces = out[-1]
+            if pieces[-1] == index - 1 and start + total == offset and total < MAX_REQUEST:
+                pieces.append(index)
+                out[-1] = (start, total + length, pieces)
+                continue
+        out.append((offset, length, [index]))
+    return out
+
+
+class _Pump:
+    """Reads ranges from a source in a daemon thread and hands the chunks over a queue.
+
+    The fetcher waits on the queue with a timeout, so a source that hangs (even one whose
+    plugin has no timeouts of its own) cannot hang the fetch.
+    """
+
+    def __init__(
+        self, source: RangeTransport, entry: FileEntry, spans: Sequence[tuple[int, int]]
+    ) -> None:
+        self.source = source
+        self.entry = entry
+        self.spans = list(spans)
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=16)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"owmanifest-fetch {source.name}", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for offset, length in self.spans:
+                chunks = self.source.read_range(self.entry, offset, length)
+                try:
+                    for chunk in chunks:
+                        if not self._put(("chunk", chunk)):
+                            return
+                finally:
+                    chunks.close()  # type: ignore[attr-defined]
+            self._put(("done", None))
+        except BaseException as exc:  # handed to the fetcher, which re-raises it
+            self._put(("error", exc))
+
+    def get(self, timeout: float) -> tuple[str, Any]:
+        """The next item; raises ``queue.Empty`` after ``timeout`` seconds."""
+        return self.queue.get(timeout=max(timeout, 0.0))
+
+    def stop(self) -> bool:
+        """Stop the thread; ``False`` if it would not stop (the source is then unusable)."""
+        self.stopping.set()
+        self.thread.join(_STOP_GRACE)
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):  # a broken plugin's abort
+                self.source.abort()
+            self.thread.join(_ABORT_GRACE)
+        return not self.thread.is_alive()
+
+
+@dataclass
+class _Job:
+    entry: FileEntry
+    final: Path
+    partial: PartialFile
+    checker: PieceVerifier | None = None
+    replacing: bool = False
+    done: bool = False
+    problems: list[SourceProblem] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+
+class _Fetcher:
+    def __init__(
+        self,
+        manifest: Manifest,
+        dest: Path,
+        entries: Sequence[FileEntry],
+        sources: Sequence[Transport],
+        piece_layers: Mapping[bytes, bytes],
+        stall_timeout: float,
+        progress: Progress,
+    ) -> None:
+        self.manifest = manifest
+        self.piece_length = manifest.piece_length
+        self.dest = dest
+        self.entries = entries
+        self.sources = sources
+        self.piece_layers = piece_layers
+        self.stall_timeout = stall_timeout
+        self.progress = progress
+        self.fetched: list[str] = []
+        self.present: list[str] = []
+        self.replaced: list[str] = []
+        self.bytes_by_source: dict[str, int] = {}
+        self.problems: list[SourceProblem] = []
+        self.dead: dict[int, str] = {}  # id(source) -> why it is no longer used
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _problem(
+        self, job: _Job | None, source: str, exc: BaseException | str, kind: str | None = None
+    ) -> SourceProblem:
+        path = job.path if job else None
+        if isinstance(exc, BaseException):
+            p = SourceProblem(source, path, kind or _kind(exc), _message(exc, source))
+        else:
+            p = SourceProblem(source, path, kind or "local", exc)
+        self.problems.append(p)
+        if job is not None:
+            job.problems.append(p)
+        return p
+
+    def _credit(self, source: Transport, nbytes: int) -> None:
+        self.bytes_by_source[source.name] = self.bytes_by_source.get(source.name, 0) + nbytes
+
+    def _kill(self, source: Transport, exc: BaseException | str) -> None:
+        if id(source) not in self.dead:
+            self.dead[id(source)] = (
+                _message(exc, source.name) if isinstance(exc, BaseException) else exc
+            )
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self) -> FetchReport:
+        with PartialArea(self.dest) as area:
+            jobs: list[_Job] = []
+            failed_early: list[_Job] = []
+            for job in self._plan(area):
+                (failed_early if job.problems else jobs).append(job)
+            try:
+                remaining = self._resume(jobs)
+                for source in self.sources:
+                    remaining = [j for j in remaining if not j.done]
+                    if not remaining:
+                        break
+                    if id(source) in self.dead:
+                        continue
+                    if isinstance(source, DirectoryTransport):
+                        self._run_directory(source, remaining, area)
+                    else:
+                        assert isinstance(source, RangeTransport)
+                        for job in remaining:
+                            if id(source) in self.dead:
+                                job.problems.append(
+                                    SourceProblem(
+                                        source.name,
+                                        job.path,
+                                        "unavailable",
+                                        f"not tried: {self.dead[id(source)]}",
+                                    )
+                                )
+                                continue
+                            self._run_range(source, job)
+            finally:
+                for job in jobs:
+                    job.partial.close()
+            failed = [j for j in failed_early + jobs if not j.done]
+        report = FetchReport(
+            destination=str(self.dest),
+            fetched=tuple(self.fetched),
+            present=tuple(self.present),
+            replaced=tuple(self.replaced),
+            failed=tuple(sorted(j.path for j in failed)),
+            bytes_by_source=dict(self.bytes_by_source),
+            problems=tuple(self.problems),
+        )
+        if failed:
+            raise self._failure(failed, report)
+        return report
+
+    def _failure(self, failed: Sequence[_Job], report: FetchReport) -> IncompleteFetchError:
+        total = len(self.entries)
+        lines = [f"{len(failed)} of {total} file(s) could not be fetched into {self.dest}:"]
+        shown = sorted(failed, key=lambda j: j.path)
+        for job in shown[:20]:
+            lines.append(f"  {job.path}:")
+            if not job.problems:
+                lines.append("    no source was tried")
+            for p in job.problems:
+                lines.append(f"    {p.source}: {p.message}")
+        if len(shown) > 20:
+            lines.append(f"  ... and {len(shown) - 20} more")
+        err = IncompleteFetchError("\n".join(lines), path=str(self.dest))
+        err.report = report
+        return err
+
+    def _plan(self, area: PartialArea) -> list[_Job]:
+        """Check every final path; a job for each file not already in place.
+
+        Regular files of the right size are hashed (on every core) and kept if they match.
+
+        Raises:
+            PathError: a path is unacceptable or would be written through a symbolic link.
+        """
+        jobs: list[_Job] = []
+        candidates: list[_Job] = []
+        for entry in self.entries:
+            final = _final_path(self.dest, entry.path)
+            job = _Job(entry, final, area.file(entry, self.piece_length))
+            try:
+                st = os.lstat(final)
+            except FileNotFoundError:
+                jobs.append(job)
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
+                candidates.append(job)
+                continue
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                job.replacing = True
+            else:
+                self._problem(job, "destination", f"{final} exists and is not a regular file")
+            jobs.append(job)
+        for job, ok in zip(candidates, self._hash_present(candidates), strict=True):
+            if ok:
+                self.present.append(job.path)
+            else:
+                job.replacing = True
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.path)
+
+    def _hash_present(self, jobs: Sequence[_Job]) -> list[bool]:
+        """Whether each job's final path already holds the right bytes."""
+        if not jobs:
+            return []
+        expected = [None if j.entry.root is None else j.entry.root.value for j in jobs]
+        try:
+            hashes = hash_files([j.final for j in jobs], self.piece_length, v1=False)
+            return [h.root == root for h, root in zip(hashes, expected, strict=True)]
+        except FileVerificationError:  # one changed while read: one at a time
+            out = []
+            for job in jobs:
+                try:
+                    out.append(_root_ok(job.final, job.entry, self.piece_length))
+                except FileVerificationError:
+                    out.append(False)
+            return out
+
+    def _resume(self, jobs: Sequence[_Job]) -> list[_Job]:
+        """Set up piece verifiers, reload verified pieces, create empty files; start progress."""
+        needed = 0
+        remaining: list[_Job] = []
+        for job in jobs:
+            entry = job.entry
+            if entry.size == 0:
+                continue
+            layer = self.piece_layers.get(entry.root.value) if entry.root is not None else None
+            if entry.size > self.piece_length and layer is None:
+                job.checker = None  # whole-file mode
+            else:
+                try:
+                    job.checker = PieceVerifier(
+                        entry.path,
+                        entry.size,
+                        None if entry.root is None else entry.root.value,
+                        self.piece_length,
+                        layer if entry.size > self.piece_length else None,
+                    )
+                except (FileVerificationError, ValueError) as exc:
+                    self._problem(job, "piece layers", exc, "layer")
+                    job.checker = None
+            seed = job.final if job.replacing else None
+            have = job.partial.load(job.checker, seed)
+            needed += entry.size - have
+        self.progress.start(needed)
+        for job in jobs:
+            if job.entry.size == 0:
+                self._expose(job)
+            elif job.checker is not None and len(job.partial.verified) == job.checker.num_pieces:
+                self._finish(job)
+            if not job.done:
+                remaining.append(job)
+        return remaining
+
+    # --- exposure ------------------------------------------------------------------------------
+
+    def _expose(self, job: _Job, source_path: Path | None = None) -> None:
+        """Move the verified partial file (or ``source_path``) to its final path."""
+        try:
+            _make_parents(self.dest, job.final)
+            if source_path is None:
+                job.partial.prepare()
+            job.partial.finalize(job.final, source_path)
+        except (OSError, PathError) as exc:
+            self._problem(job, "destination", f"cannot move into place: {_message(exc)}")
+            return
+        job.done = True
+        self.fetched.append(job.path)
+        if job.replacing:
+            self.replaced.append(job.path)
+        self.progress.file_done(job.path)
+
+    def _finish(self, job: _Job) -> None:
+        """Hash the complete partial file and expose it if it matches the manifest."""
+        job.partial.close()
+        try:
+            ok = _root_ok(job.partial.data_path, job.entry, self.piece_length)
+        except FileVerificationError as exc:
+            ok = False
+            self._problem(job, "partial area", exc)
+        if ok:
+            self._expose(job)
+            return
+        # Every piece verified but the file as a whole does not: the disk or the partial area
+        # changed under us. Start again from what still verifies.
+        self._problem(job, "partial area", "the file read back does not match its root")
+        if job.checker is not None:
+            job.partial.rescan(job.checker)
+        else:
+            job.partial.reset()
+
+    # --- range transports ----------------------------------------------------------------------
+
+    def _run_range(self, source: RangeTransport, job: _Job) -> None:
+        try:
+            if not job.partial.verified and self._try_link(source, job):
+                return
+            if job.checker is None:
+                self._whole_file(source, job)
+            else:
+                self._pieces(source, job, job.checker)
+        except (TransportError, FileVerificationError) as exc:
+            self._problem(job, source.name, exc)
+            if isinstance(exc, (StallError, SourceUnavailableError)):
+                self._kill(source, exc)
+        finally:
+            job.partial.save(force=True)
+
+    def _try_link(self, source: RangeTransport, job: _Job) -> bool:
+        target = job.partial.data_path.with_name(job.partial.data_path.stem + ".link")
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        try:
+            linked = source.link_file(job.entry, target)
+        except Exception:
+            linked = False
+        if not linked:
+            return False
+        try:
+            ok = _root_ok(target, job.entry, self.piece_length)
+        except FileVerificationError:
+            ok = False
+        if not ok:
+            target.unlink()
+            return False
+        self._credit(source, job.entry.size)
+        self.progress.advance(job.entry.size, source.name)
+        self._expose(job, target)
+        return job.done
+
+    def _pieces(self, source: RangeTransport, job: _Job, checker: PieceVerifier) -> None:
+        missing = [i for i in range(checker.num_pieces) if i not in job.partial.verified]
+        requests = _coalesce(missing, checker)
+        order: deque[int] = deque(i for _, _, pieces in requests for i in pieces)
+        pump = _Pump(source, job.entry, [(off, n) for off, n, _ in requests])
+        buf = bytearray()
+        last = time.monotonic()
+        try:
+            while order:
+                kind, value = self._next(pump, source, job, last)
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    raise FetchError(f"{source.name} ended early", uri=source.name)
+                view = memoryview(value)
+                pos = 0
+                while pos < len(view):
+                    if not order:
+                        raise SizeExceededError(
+                            f"{source.name} sent more bytes than requested",
+                            uri=source.name,
+                            path=job.path,
+                        )
+                    index = order[0]
+                    offset, length = checker.piece_span(index)
+                    take = min(length - len(buf), len(view) - pos)
+                    if not buf and take == length:
+                        piece = view[pos : pos + take]
+                        pos += take
+                    else:
+                        buf += view[pos : pos + take]
+                        pos += take
+                        if len(buf) < length:
+                            continue
+                        piece = memoryview(buf)
+                    checker.verify_piece(index, piece)
+                    job.partial.write_piece(index, offset, piece)
+                    buf = bytearray()
+                    order.popleft()
+                    last = time.monotonic()
+                    self._credit(source, length)
+                    self.progress.advance(length, source.name)
+            self._tail(pump, source, job, last)
+        finally:
+            if not pump.stop():
+                self._kill(source, "a read did not stop when aborted")
+        self._finish(job)
+
+    def _tail(self, pump: _Pump, source: Transport, job: _Job, since: float) -> None:
+        """Wait for the end of the source's answer after every byte arrived.
+
+        A source that misbehaves after the last byte (a body longer than asked for, a stall)
+        is reported, but the bytes already received stay: they were verified or will be.
+        """
+        try:
+            kind, value = self._next(pump, source, job, since)
+            if kind == "error":
+                raise value
+            if kind == "chunk":  # pragma: no cover - read_range prevents this
+                raise SizeExceededError(f"{source.name} sent too many bytes", uri=source.name)
+        except TransportError as exc:
+            self._problem(job, source.name, exc)
+            if isinstance(exc, (StallError, SourceUnavailableError)):
+                self._kill(source, exc)
+
+    def _next(self, pump: _Pump, source: Transport, job: _Job, since: float) -> tuple[str, Any]:
+        try:
+            return pump.get(since + self.stall_timeout - time.monotonic())
+        except queue.Empty:
+            raise StallError(
+                f"{source.name}: no verified progress for {self.stall_timeout:g} s",
+                uri=source.name,
+                path=job.path,
+                expected=f"progress within {self.stall_timeout:g} s",
+                observed="none",
+            ) from None
+
+    def _whole_file(self, source: RangeTransport, job: _Job) -> None:
+        """Fetch a file with no per-piece verification: stream it, then check the root."""
+        entry = job.entry
+        pump = _Pump(source, entry, [(0, entry.size)])
+        received = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal received
+            last = time.monotonic()
+            while received < entry.size:
+                kind, value = self._next(pump, source, job, last)
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    raise FetchError(f"{source.name} ended early", uri=source.name)
+                received += len(value)
+                if received > entry.size:  # pragma: no cover - read_range prevents this
+                    raise SizeExceededError(f"{source.name} sent too many bytes", uri=source.name)
+                last = time.monotonic()
+                yield value
+
+        try:
+            job.partial.write_stream(chunks())
+            self._tail(pump, source, job, time.monotonic())
+        finally:
+            if not pump.stop():
+                self._kill(source, "a read did not stop when aborted")
+        job.partial.close()
+        if not _root_ok(job.partial.data_path, entry, self.piece_length):
+            job.partial.reset()
+            raise FileVerificationError(
+                f"{source.name} sent a file whose BEP 52 root does not match",
+                uri=source.name,
+                path=entry.path,
+                expected=str(entry.root),
+                observed="a different root",
+            )
+        self._credit(source, entry.size)
+        self.progress.advance(entry.size, source.name)
+        self._expose(job)
+
+    # --- directory transports ------------------------------------------------------------------
+
+    def _run_directory(
+        self, source: DirectoryTransport, jobs: Sequence[_Job], area: PartialArea
+    ) -> None:
+        planned: list[PlannedFile] = []
+        before: dict[int, int] = {}
+        for job in jobs:
+            root = job.entry.root
+            layer = None if root is None else self.piece_layers.get(root.value)
+            planned.append(PlannedFile(job.entry, job.partial.prepare(), layer))
+            before[id(job)] = job.partial.verified_bytes(job.checker)
+        plan = FetchPlan(
+            manifest=self.manifest,
+            files=tuple(planned),
+            stall_timeout=self.stall_timeout,
+            piece_layers=self.piece_layers,
+        )
+        failure: TransportError | None = None
+        try:
+            source.run(plan, area.directory, self.progress)
+        except TransportError as exc:
+            failure = exc
+            self._problem(None, source.name, exc)
+            if isinstance(exc, (StallError, SourceUnavailableError)):
+                self._kill(source, exc)
+        for job in jobs:
+            try:
+                ok = _root_ok(job.partial.data_path, job.entry, self.piece_length)
+            except FileVerificationError:
+                ok = False
+            if ok:
+                self._credit(source, job.entry.size - before[id(job)])
+                self._expose(job)
+                continue
+            if job.checker is not None:
+                gained = job.partial.rescan(job.checker) - before[id(job)]
+                if gained > 0:
+                    self._credit(source, gained)
+            # Without a piece layer nothing here can be verified; the bytes stay for the
+            # transport's own resume (they are never trusted, and whole-file mode rewrites them).
+            if failure is not None:
+                job.problems.append(
+                    SourceProblem(
+                        source.name, job.path, _kind(failure), _message(failure, source.name)
+                    )
+                )
+            else:
+                self._problem(job, source.name, "did not deliver a verified file", "fetch")
+
+
+def fetch(
+    verified: VerifiedManifest,
+    dest: str | os.PathLike[str],
+    sources: Sequence[Transport],
+    *,
+    files: Sequence[FileEntry] | None = None,
+    piece_layers: Mapping[bytes, bytes] | None = None,
+    stall_timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> FetchReport:
+    """Fetch the files of a verified manifest into ``dest``, verifying every byte.
+
+    Files already at their final path with the right size and root are kept (they are hashed
+    to be sure). Everything else is obtained from ``sources``, tried in order, through the
+    partial area ``dest/.owmanifest/partial``; a file appears at its final path only once it
+    verified whole. Interrupting and re-running resumes without fetching verified pieces again.
+
+    Args:
+        verified: the manifest, after :func:`owmanifest.verify.verify_manifest`.
+        dest: the destination directory (created if needed).
+        sources: transports, in order of preference.
+        files: fetch only these entries of the manifest (default: all).
+        piece_layers: BEP 52 piece layers by root (``ParsedTorrent.piece_layers``); without
+            the layer of a file larger than a piece, that file is fetched whole, verified only
+            at the end, and cannot resume.
+        stall_timeout: a source with no verified progress for this many seconds is abandoned
+            (for files fetched whole: no bytes at all).
+        progress: receives progress events (default: none).
+
+    Returns:
+        The report, when every file is in place and verified.
+
+    Raises:
+        TypeError: ``verified`` is not a :class:`VerifiedManifest`.
+        UsageError: bad arguments (a file not in the manifest, no usable source, a bad
+            timeout), or another fetch is using ``dest``.
+        PathError: a file would be written outside ``dest`` or through a symbolic link.
+        IncompleteFetchError: some files could not be fetched; the message lists each source
+            tried and why, ``error.report`` says what succeeded.
+        FetchError: the destination cannot be written (disk full, permissions).
+    """
+    if not isinstance(verified, VerifiedManifest):
+        raise TypeError("fetch needs a VerifiedManifest (see owmanifest.verify.verify_manifest)")
+    if not stall_timeout > 0:
+        raise UsageError("the stall timeout must be positive", observed=stall_timeout)
+    for source in sources:
+        if not isinstance(source, (RangeTransport, DirectoryTransport)):
+            raise UsageError(
+                f"not a transport: {source!r}",
+                expected="a RangeTransport or DirectoryTransport",
+                observed=type(source).__name__,
+            )
+    manifest = verified.manifest
+    entries = _select(manifest, files)
+    target = Path(dest)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the destination: {exc}", path=str(target)) from exc
+    if not target.is_dir():
+        raise UsageError("the destination is not a directory", path=str(target))
+    progress = progress if progress is not None else NullProgress()
+    fetcher = _Fetcher(
+        manifest,
+        target.resolve(strict=True),
+        entries,
+        tuple(sources),
+        piece_layers or {},
+        stall_timeout,
+        progress,
+    )
+    try:
+        return fetcher.run()
+    except OSError as exc:  # the destination, not a source: disk full, permissions, ...
+        raise FetchError(
+            f"cannot write into the destination: {exc}", path=str(exc.filename or target)
+        ) from exc
+    finally:
+        progress.close()

@@ -1,0 +1,595 @@
+"""fetch(): verification before exposure, resume, fallback, paths, reports (no network)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from owmanifest.errors import FetchError, PathError, StallError, UsageError
+from owmanifest.manifest.digest import BEP52, Digest
+from owmanifest.manifest.model import FileEntry, Manifest
+from owmanifest.transport import (
+    DirectoryTransport,
+    FetchPlan,
+    FetchReport,
+    IncompleteFetchError,
+    LocalTransport,
+    Progress,
+    RangeTransport,
+    fetch,
+)
+from owmanifest.transport import fetch as fetch_module_function
+from owmanifest.transport._partial import PartialArea
+from owmanifest.verify.result import VerifiedManifest
+from tests.unit.transport_support import PIECE, Dataset, make_dataset
+
+fetch_module = importlib.import_module("owmanifest.transport.fetch")
+
+SIZES = {
+    "big.bin": 7 * PIECE + 123,  # several pieces, last one short
+    "one-piece.bin": PIECE,  # exactly one piece
+    "one-more.bin": PIECE + 1,  # two pieces, the last of one byte
+    "dir/sub/small.txt": 100,  # nested, smaller than a leaf block
+    "empty": 0,
+}
+
+
+@pytest.fixture
+def ds(tmp_path: Path) -> Dataset:
+    return make_dataset(tmp_path / "src", SIZES)
+
+
+class Recorder:
+    """A Progress that records events and can interrupt the fetch."""
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.interrupt_after = interrupt_after
+        self.advanced = 0
+
+    def start(self, total_bytes: int) -> None:
+        self.events.append(("start", total_bytes))
+
+    def advance(self, nbytes: int, source: str) -> None:
+        self.events.append(("advance", nbytes))
+        self.advanced += 1
+        if self.interrupt_after is not None and self.advanced >= self.interrupt_after:
+            raise KeyboardInterrupt
+
+    def file_done(self, path: str) -> None:
+        self.events.append(("file_done", path))
+
+    def close(self) -> None:
+        self.events.append(("close", None))
+
+
+class Tampering(RangeTransport):
+    """A local directory that can flip bytes at given offsets of given files, and records reads."""
+
+    count = 0
+
+    def __init__(self, directory: Path, bad: dict[str, set[int]] | None = None) -> None:
+        Tampering.count += 1
+        self.inner = LocalTransport(directory)
+        self.name = f"{'tampering' if bad else 'honest'}-{Tampering.count}:{directory}"
+        self.bad = bad or {}
+        self.requests: list[tuple[str, int, int]] = []
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        self.requests.append((entry.path, offset, length))
+        pos = offset
+        for chunk in self.inner.open_range(entry, offset, length):
+            data = bytearray(chunk)
+            for bad in self.bad.get(entry.path, ()):
+                if pos <= bad < pos + len(data):
+                    data[bad - pos] ^= 0xFF
+            pos += len(data)
+            yield bytes(data)
+
+
+def run(ds: Dataset, dest: Path, sources: Sequence[object], **kw: object) -> FetchReport:
+    kw.setdefault("piece_layers", ds.layers)
+    return fetch(ds.verified, dest, sources, **kw)  # type: ignore[arg-type]
+
+
+def partial_pieces_are_clean(ds: Dataset, dest: Path) -> None:
+    """Every piece in the partial area is either all zero (never written) or correct."""
+    partial = dest / ".owmanifest" / "partial"
+    if not partial.exists():
+        return
+    with PartialArea(dest) as area:
+        for entry in ds.manifest.files:
+            pf = area.file(entry, PIECE)
+            if not pf.data_path.exists():
+                continue
+            data = pf.data_path.read_bytes()
+            good = ds.data[entry.path]
+            for off in range(0, len(data), PIECE):
+                piece = data[off : off + PIECE]
+                assert piece == good[off : off + PIECE] or not any(piece), (entry.path, off)
+
+
+def test_fetch_everything(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    progress = Recorder()
+    report = run(ds, dest, [LocalTransport(ds.root)], progress=progress)
+    ds.check(dest)
+    assert sorted(report.fetched) == sorted(SIZES)
+    assert report.ok and not report.present and not report.problems
+    assert report.bytes_by_source == {str(ds.root): sum(SIZES.values())}
+    assert not (dest / ".owmanifest").exists()  # nothing left behind
+    assert progress.events[0] == ("start", sum(SIZES.values()))
+    assert progress.events[-1] == ("close", None)
+    assert sum(n for kind, n in progress.events if kind == "advance") == sum(SIZES.values())  # type: ignore[misc]
+    assert {p for kind, p in progress.events if kind == "file_done"} == set(SIZES)
+
+
+def test_present_files_are_kept_and_not_fetched(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    run(ds, dest, [LocalTransport(ds.root)])
+    inode = (dest / "big.bin").stat().st_ino
+    spy = Tampering(ds.root)
+    progress = Recorder()
+    report = run(ds, dest, [spy], progress=progress)
+    assert sorted(report.present) == sorted(SIZES)
+    assert report.fetched == () and spy.requests == []
+    assert progress.events[0] == ("start", 0)
+    assert (dest / "big.bin").stat().st_ino == inode
+
+
+def test_wrong_and_truncated_files_are_replaced(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    run(ds, dest, [LocalTransport(ds.root)])
+    blob = bytearray(ds.data["big.bin"])
+    blob[5] ^= 1
+    (dest / "big.bin").write_bytes(bytes(blob))  # same size, other content: must be hashed
+    (dest / "dir/sub/small.txt").write_bytes(b"short")
+    report = run(ds, dest, [LocalTransport(ds.root)])
+    ds.check(dest)
+    assert sorted(report.replaced) == ["big.bin", "dir/sub/small.txt"]
+    assert sorted(report.fetched) == ["big.bin", "dir/sub/small.txt"]
+
+
+def test_new_version_fetches_only_changed_pieces(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    run(ds, dest, [LocalTransport(ds.root)])
+    old = ds.data["big.bin"]
+    new = bytearray(old[: 6 * PIECE] + b"appended in version 2" * 5000)
+    new[2 * PIECE + 1] ^= 1
+    ds2 = make_dataset(tmp_path / "src2", SIZES, contents={"big.bin": bytes(new)}, version=2)
+    spy = Tampering(ds2.root)
+    report = run(ds2, dest, [spy])
+    ds2.check(dest)
+    assert report.replaced == ("big.bin",)
+    asked = {o // PIECE for p, o, n in spy.requests for o in range(o, o + n, PIECE)}
+    assert asked == {2} | set(range(6, -(-len(new) // PIECE)))
+
+
+def test_symlink_at_final_path_is_replaced_not_followed(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"do not touch")
+    os.symlink(victim, dest / "big.bin")
+    report = run(ds, dest, [LocalTransport(ds.root)])
+    assert victim.read_bytes() == b"do not touch"
+    assert not (dest / "big.bin").is_symlink()
+    ds.check(dest)
+    assert "big.bin" in report.replaced
+
+
+def test_symlink_with_right_content_is_not_trusted(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    os.symlink(ds.root / "big.bin", dest / "big.bin")
+    report = run(ds, dest, [LocalTransport(ds.root)])
+    assert "big.bin" in report.fetched and not (dest / "big.bin").is_symlink()
+
+
+def test_symlinked_parent_directory_is_refused(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, dest / "dir")
+    with pytest.raises(PathError, match="symbolic link"):
+        run(ds, dest, [LocalTransport(ds.root)])
+    assert list(outside.iterdir()) == []
+    assert not (dest / "big.bin").exists()  # refused before any byte moved
+
+
+def _manifest_with(ds: Dataset, entries: tuple[FileEntry, ...]) -> VerifiedManifest:
+    m = ds.manifest
+    manifest = Manifest(m.id, m.version, entries, m.signers, m.threshold, m.piece_length)
+    v = ds.verified
+    return VerifiedManifest(manifest, v.canonical_hash, v.signers, v.proofs, v.source)
+
+
+@pytest.mark.parametrize(
+    "path", [".owmanifest/partial/x", ".OWManifest/lock", "../escape", "/abs", "a/../../b"]
+)
+def test_paths_outside_or_in_the_working_area_are_refused(
+    ds: Dataset, tmp_path: Path, path: str
+) -> None:
+    entry = FileEntry(path, 3, Digest(BEP52, bytes(32)))
+    verified = _manifest_with(ds, (entry,))
+    with pytest.raises(PathError):
+        fetch(verified, tmp_path / "dest", [LocalTransport(ds.root)])
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "b").exists()
+
+
+def test_directory_in_the_way_fails_that_file_only(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    (dest / "big.bin").mkdir(parents=True)
+    with pytest.raises(IncompleteFetchError) as info:
+        run(ds, dest, [LocalTransport(ds.root)])
+    assert info.value.report.failed == ("big.bin",)
+    assert "not a regular file" in str(info.value)
+    ds.check(dest, ["one-piece.bin", "dir/sub/small.txt", "empty"])
+
+
+def test_only_selected_files(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    wanted = [ds.entry("big.bin"), ds.entry("empty"), ds.entry("big.bin")]
+    report = run(ds, dest, [LocalTransport(ds.root)], files=wanted)
+    assert sorted(report.fetched) == ["big.bin", "empty"]
+    assert not (dest / "one-piece.bin").exists()
+
+
+def test_bad_arguments(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    src = [LocalTransport(ds.root)]
+    with pytest.raises(TypeError, match="VerifiedManifest"):
+        fetch(ds.manifest, dest, src)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="not a file of the manifest"):
+        run(ds, dest, src, files=[FileEntry("nope", 1, Digest(BEP52, bytes(32)))])
+    e = ds.entry("big.bin")
+    with pytest.raises(UsageError, match="differs"):
+        run(ds, dest, src, files=[FileEntry(e.path, e.size + 1, e.root)])
+    with pytest.raises(UsageError, match="stall timeout"):
+        run(ds, dest, src, stall_timeout=0)
+    with pytest.raises(UsageError, match="not a transport"):
+        run(ds, dest, ["https://example.org/"])
+
+
+def test_no_sources_lists_every_file(ds: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(IncompleteFetchError) as info:
+        run(ds, tmp_path / "dest", [])
+    assert "4 of 5 file(s) could not be fetched" in str(info.value)
+    assert info.value.report.fetched == ("empty",)
+
+
+def test_bad_piece_drops_the_source_for_that_file(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    liar = Tampering(ds.root, {"big.bin": {3 * PIECE + 5}})
+    honest = Tampering(ds.root)
+    report = run(ds, dest, [liar, honest])
+    ds.check(dest)
+    # the liar's pieces before the bad one verified and were kept; the rest came from honest
+    assert report.bytes_by_source[liar.name] == 3 * PIECE + sum(
+        s for p, s in SIZES.items() if p != "big.bin"
+    )
+    assert [r for r in honest.requests] == [("big.bin", 3 * PIECE, 4 * PIECE + 123)]
+    (problem,) = report.problems
+    assert (problem.source, problem.path, problem.kind) == (liar.name, "big.bin", "digest")
+    assert "piece 3" in problem.message
+
+
+def test_only_liars_fail_with_a_listing_and_write_nothing_bad(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    liars = [
+        Tampering(ds.root, {"big.bin": {PIECE * 2}, "one-piece.bin": {0}}),
+        Tampering(ds.root, {"big.bin": {PIECE * 5}, "one-piece.bin": {PIECE - 1}}),
+    ]
+    with pytest.raises(IncompleteFetchError) as info:
+        run(ds, dest, liars)
+    message = str(info.value)
+    assert "2 of 5 file(s) could not be fetched" in message
+    for liar in liars:
+        assert message.count(liar.name) == 2  # one line per file per source
+    assert "piece 2 does not match" in message and "piece 5 does not match" in message
+    report = info.value.report
+    assert sorted(report.failed) == ["big.bin", "one-piece.bin"]
+    assert not (dest / "big.bin").exists() and not (dest / "one-piece.bin").exists()
+    ds.check(dest, ["one-more.bin", "dir/sub/small.txt", "empty"])
+    partial_pieces_are_clean(ds, dest)
+    # a later run with an honest source finishes without asking for verified pieces again
+    honest = Tampering(ds.root)
+    run(ds, dest, [honest])
+    ds.check(dest)
+    assert ("big.bin", 0, PIECE * 7 + 123) not in honest.requests
+    asked = {(p, o) for p, o, _ in honest.requests}
+    assert ("big.bin", 5 * PIECE) in asked
+
+
+def test_interrupt_and_resume(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    first = Tampering(ds.root)
+    with pytest.raises(KeyboardInterrupt):
+        run(ds, dest, [first], progress=Recorder(interrupt_after=4))
+    # nothing incomplete at a final path
+    for path in SIZES:
+        if (dest / path).exists():
+            assert (dest / path).read_bytes() == ds.data[path]
+    partial_pieces_are_clean(ds, dest)
+    verified = {}
+    with PartialArea(dest) as area:
+        for entry in ds.manifest.files:
+            pf = area.file(entry, PIECE)
+            if pf.state_path.exists():
+                import json
+
+                state = json.loads(pf.state_path.read_text())
+                verified[entry.path] = {i for a, b in state["verified"] for i in range(a, b)}
+    assert verified and any(verified.values())
+    second = Tampering(ds.root)
+    run(ds, dest, [second])
+    ds.check(dest)
+    for path, offset, length in second.requests:
+        asked = set(range(offset // PIECE, -(-(offset + length) // PIECE)))
+        assert not asked & verified.get(path, set()), (path, offset, length)
+
+
+def test_without_piece_layer_whole_file_is_verified(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    liar = Tampering(ds.root, {"big.bin": {PIECE * 6}})
+    honest = Tampering(ds.root)
+    report = run(ds, dest, [liar, honest], piece_layers={})
+    ds.check(dest)
+    big = [p for p in report.problems if p.path == "big.bin"]
+    assert [(p.source, p.kind) for p in big] == [(liar.name, "digest")]
+    assert ("big.bin", 0, 7 * PIECE + 123) in honest.requests  # fetched whole
+
+
+def test_bad_piece_layer_falls_back_to_whole_file(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    root = ds.entry("big.bin").root
+    assert root is not None
+    layers = dict(ds.layers)
+    layers[root.value] = bytes(len(layers[root.value]))
+    report = run(ds, dest, [LocalTransport(ds.root)], piece_layers=layers)
+    ds.check(dest)
+    assert [(p.path, p.kind) for p in report.problems] == [("big.bin", "layer")]
+
+
+def test_link_mode_hard_links_verified_files(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    report = run(ds, dest, [LocalTransport(ds.root, link=True)])
+    ds.check(dest)
+    for path in SIZES:
+        if SIZES[path]:
+            assert (dest / path).stat().st_ino == (ds.root / path).stat().st_ino
+    assert sorted(report.fetched) == sorted(SIZES)
+
+
+def test_link_mode_never_links_a_wrong_file(ds: Dataset, tmp_path: Path) -> None:
+    bad_src = tmp_path / "bad"
+    shutil.copytree(ds.root, bad_src)
+    blob = bytearray(ds.data["big.bin"])
+    blob[-1] ^= 1
+    (bad_src / "big.bin").write_bytes(bytes(blob))
+    dest = tmp_path / "dest"
+    report = run(ds, dest, [LocalTransport(bad_src, link=True), LocalTransport(ds.root)])
+    ds.check(dest)
+    assert (dest / "big.bin").stat().st_ino != (bad_src / "big.bin").stat().st_ino
+    assert [(p.path, p.kind) for p in report.problems] == [("big.bin", "digest")]
+
+
+class Blocking(RangeTransport):
+    """Sends the first piece, then blocks until aborted (or released)."""
+
+    def __init__(self, directory: Path, abortable: bool = True) -> None:
+        self.inner = LocalTransport(directory)
+        self.name = "blocking"
+        self.abortable = abortable
+        self.wake = threading.Event()
+        self.calls = 0
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        self.calls += 1
+        data = b"".join(self.inner.open_range(entry, offset, length))
+        yield data[:PIECE]
+        self.wake.wait(60)
+        raise ConnectionResetError("aborted")
+
+    def abort(self) -> None:
+        if self.abortable:
+            self.wake.set()
+
+
+@pytest.mark.parametrize("abortable", [True, False], ids=["abortable", "not-abortable"])
+def test_stall_drops_the_source_for_every_file(
+    ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, abortable: bool
+) -> None:
+    monkeypatch.setattr(fetch_module, "_ABORT_GRACE", 0.1)
+    dest = tmp_path / "dest"
+    blocking = Blocking(ds.root, abortable)
+    try:
+        report = run(ds, dest, [blocking, LocalTransport(ds.root)], stall_timeout=1.0)
+    finally:
+        blocking.wake.set()
+    ds.check(dest)
+    assert blocking.calls == 1  # never asked again after stalling
+    kinds = {(p.source, p.kind) for p in report.problems}
+    assert ("blocking", "stall") in kinds
+    assert report.bytes_by_source["blocking"] == PIECE  # the piece it did send verified
+
+
+def test_stall_error_in_listing(ds: Dataset, tmp_path: Path) -> None:
+    blocking = Blocking(ds.root)
+    try:
+        with pytest.raises(IncompleteFetchError) as info:
+            run(ds, tmp_path / "dest", [blocking], stall_timeout=0.5)
+    finally:
+        blocking.wake.set()
+    message = str(info.value)
+    assert "no verified progress for 0.5 s" in message
+    assert "not tried" in message  # the other files were not attempted on a stalled source
+
+
+class Copying(DirectoryTransport):
+    """A DirectoryTransport that copies files from a directory into the partial paths."""
+
+    def __init__(self, directory: Path, corrupt: bool = False, error: Exception | None = None):
+        self.directory = directory
+        self.corrupt = corrupt
+        self.error = error
+        self.name = f"copying:{directory}"
+        self.plans: list[FetchPlan] = []
+
+    def fetch_into(self, plan: FetchPlan, partial_dir: Path, progress: Progress) -> None:
+        self.plans.append(plan)
+        assert partial_dir.name == "partial"
+        for f in plan.files:
+            assert f.partial_path.parent == partial_dir
+            data = bytearray((self.directory / f.entry.path).read_bytes())
+            if self.corrupt:
+                data[len(data) // 2] ^= 1
+            f.partial_path.write_bytes(bytes(data))
+            progress.advance(len(data), self.name)
+            if self.error is not None:
+                raise self.error
+
+
+def test_directory_transport(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    copier = Copying(ds.root)
+    report = run(ds, dest, [copier])
+    ds.check(dest)
+    (plan,) = copier.plans
+    assert sorted(f.entry.path for f in plan.files) == sorted(p for p in SIZES if SIZES[p])
+    root = ds.entry("big.bin").root
+    assert root is not None
+    assert {f.entry.path: f.piece_layer for f in plan.files}["big.bin"] == ds.layers[root.value]
+    assert report.bytes_by_source == {copier.name: sum(SIZES.values())}
+
+
+def test_directory_transport_bad_data_falls_back(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    honest = Tampering(ds.root)
+    report = run(ds, dest, [Copying(ds.root, corrupt=True), honest])
+    ds.check(dest)
+    # salvage: only the corrupted piece of big.bin is fetched again
+    big = [r for r in honest.requests if r[0] == "big.bin"]
+    assert big == [("big.bin", (7 * PIECE + 123) // 2 // PIECE * PIECE, PIECE)]
+    assert {p.kind for p in report.problems} == {"fetch"}
+
+
+def test_directory_transport_error_is_reported(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    copier = Copying(ds.root, error=StallError("no peers for 60 s"))
+    report = run(ds, dest, [copier, LocalTransport(ds.root)])
+    ds.check(dest)
+    assert any(p.kind == "stall" and p.path is None for p in report.problems)
+
+
+def test_second_fetch_on_same_destination_is_refused(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with PartialArea(dest), pytest.raises(UsageError, match="another owmanifest fetch"):
+        run(ds, dest, [LocalTransport(ds.root)])
+
+
+def test_fetch_is_the_function(ds: Dataset) -> None:
+    assert callable(fetch_module_function) and fetch_module_function is fetch
+
+
+@given(
+    sizes=st.lists(st.integers(1, 6 * PIECE), min_size=1, max_size=4),
+    bad=st.lists(st.tuples(st.integers(0, 3), st.floats(0, 1, exclude_max=True)), max_size=6),
+    layers=st.booleans(),
+)
+@settings(
+    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_property_liars_never_reach_final_paths(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    bad: list[tuple[int, float]],
+    layers: bool,
+) -> None:
+    base = tmp_path_factory.mktemp("prop")
+    ds = make_dataset(base / "src", {f"f{i}.bin": n for i, n in enumerate(sizes)})
+    corrupt: dict[str, set[int]] = {}
+    for index, where in bad:
+        if index < len(sizes):
+            corrupt.setdefault(f"f{index}.bin", set()).add(int(where * sizes[index]))
+    liar = Tampering(ds.root, corrupt)
+    dest = base / "dest"
+    kw: dict[str, object] = {} if layers else {"piece_layers": {}}
+    try:
+        run(ds, dest, [liar], **kw)
+    except IncompleteFetchError as exc:
+        assert sorted(exc.report.failed) == sorted(corrupt)
+    for path, blob in ds.data.items():
+        final = dest / path
+        if path in corrupt:
+            assert not final.exists()
+        else:
+            assert final.read_bytes() == blob
+    if layers:
+        partial_pieces_are_clean(ds, dest)
+    run(ds, dest, [liar, Tampering(ds.root)], **kw)
+    ds.check(dest)
+
+
+def test_failure_is_a_fetch_error(ds: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(FetchError):
+        run(ds, tmp_path / "dest", [Tampering(ds.root, {"empty": {0}, "big.bin": {0}})])
+
+
+class Corrupter(Recorder):
+    """Damages piece 0 of big.bin in the partial area once its last piece arrived."""
+
+    def __init__(self, dest: Path) -> None:
+        super().__init__()
+        self.dest = dest
+        self.done = False
+
+    def advance(self, nbytes: int, source: str) -> None:
+        super().advance(nbytes, source)
+        if not self.done and nbytes == 123:  # the last piece of big.bin
+            self.done = True
+            (part,) = [
+                p
+                for p in (self.dest / ".owmanifest" / "partial").glob("*.part")
+                if p.stat().st_size == SIZES["big.bin"]
+            ]
+            with open(part, "r+b") as f:
+                f.write(b"\xff")
+
+
+def test_partial_file_changed_before_exposure(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    second = Tampering(ds.root)
+    report = run(ds, dest, [Tampering(ds.root), second], progress=Corrupter(dest))
+    ds.check(dest)
+    assert [(p.path, p.source) for p in report.problems] == [("big.bin", "partial area")]
+    assert second.requests == [("big.bin", 0, PIECE)]  # only the damaged piece again
+
+
+def test_destination_errors_are_fetch_errors(
+    ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from owmanifest.transport._partial import PartialFile
+
+    def full(self: PartialFile, index: int, offset: int, data: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.data_path))
+
+    monkeypatch.setattr(PartialFile, "write_piece", full)
+    with pytest.raises(FetchError, match="No space left") as info:
+        run(ds, tmp_path / "dest", [LocalTransport(ds.root)])
+    assert isinstance(info.value.__cause__, OSError)
+    monkeypatch.undo()  # the disk has room again: the lock was released, a re-run works
+    run(ds, tmp_path / "dest", [LocalTransport(ds.root)])
+    ds.check(tmp_path / "dest")
