@@ -165,8 +165,16 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
             "names; this does not tell you who published it"
         )
         return unsafe
+    from .verify.truststore import TrustStore
+
     docs = [read_trust_file(p) for p in (args.trust_file or [])]
-    policy = policy_from_trust_data(docs, extra_keys=args.trust or [])
+    store_doc = TrustStore.default().load()
+    revocations = {
+        "type": "owmanifest-trust",
+        "version": 1,
+        "keys": [k for k in store_doc["keys"] if k.get("revoked")],
+    }
+    policy = policy_from_trust_data([*docs, revocations], extra_keys=args.trust or [])
     if policy.is_empty:
         store = _trust_store_policy()
         if store is not None:
@@ -179,12 +187,9 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
 
 
 def _trust_store_policy() -> TrustPolicy | None:
-    try:
-        from .verify import truststore  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    policy: TrustPolicy | None = truststore.default_policy()
-    return policy
+    from .verify.truststore import default_policy
+
+    return default_policy()
 
 
 def _outcome_lines(outcomes: Sequence[ProofOutcome]) -> list[str]:
@@ -375,16 +380,59 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def verify_with_state(
+    args: argparse.Namespace, out: _Out, document: ManifestDocument, policy: TrustPolicy
+) -> VerifiedManifest:
+    """Verify directly or, failing that, by following rotations from the recorded version;
+    then apply rollback protection and record the new version (unless --no-state).
+
+    Raises:
+        VerificationError: the manifest cannot be trusted (or is a rollback).
+    """
+    from .errors import PolicyError
+    from .verify.manifest import verify_chain, verify_manifest
+    from .verify.state import StateStore
+
+    store = None if getattr(args, "no_state", False) else StateStore.default()
+    allow_downgrade = getattr(args, "allow_downgrade", False)
+    chain = [_read(p) for p in (getattr(args, "chain", None) or [])]
+    try:
+        vm = verify_manifest(document, policy)
+    except PolicyError as direct_failure:
+        anchor = None
+        if store is not None:
+            from .verify.manifest import check_proofs
+
+            manifest, _, _ = check_proofs(document, policy)
+            anchor = store.anchor(manifest.id)
+        if anchor is None or (manifest.version <= anchor.version):
+            raise
+        try:
+            vm = verify_chain(anchor, [*chain, document], policy)
+        except PolicyError as chain_failure:
+            if not chain and manifest.previous_version != anchor.canonical_hash:
+                raise direct_failure from None
+            raise chain_failure from None
+        out.info(
+            f"trusted by succession: version {anchor.version} (recorded) -> {manifest.version}"
+        )
+    if store is not None:
+        if allow_downgrade:
+            out.info("WARNING: --allow-downgrade: rollback protection is off for this run")
+        store.check(vm, allow_downgrade=allow_downgrade)
+        store.record(vm, force=allow_downgrade)
+    return vm
+
+
 def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     from .errors import FileVerificationError, VerificationError
-    from .verify.manifest import verify_manifest
     from .verify.tree import verify_tree
 
     policy = _policy(args, out)
     document = _read(args.manifest)
     result: dict[str, Any] = {"ok": False}
     try:
-        vm = verify_manifest(document, policy)
+        vm = verify_with_state(args, out, document, policy)
     except VerificationError as exc:
         if out.as_json:
             result["error"] = exc.to_json()
@@ -570,6 +618,23 @@ def _add_trust_options(p: argparse.ArgumentParser) -> None:
         "--unsafe-trust-manifest-signers",
         action="store_true",
         help="accept whatever signers the manifest names (checks consistency, NOT who published)",
+    )
+    g.add_argument(
+        "--chain",
+        action="append",
+        metavar="MANIFEST",
+        help="an intermediate version to follow a signer rotation from the recorded version "
+        "(oldest first; repeatable)",
+    )
+    g.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="accept an older version than the one recorded (turns rollback protection off)",
+    )
+    g.add_argument(
+        "--no-state",
+        action="store_true",
+        help="neither read nor record the verified version (no rollback protection)",
     )
 
 

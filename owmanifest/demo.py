@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -51,10 +52,25 @@ def make_sample_dataset(directory: Path) -> None:
 
 def run_demo(workdir: str | None, *, say: Callable[[str], None], quiet: bool = False) -> int:
     """Run the demo; returns 0 when every step behaved as it should."""
-    from .cli import main as cli
-
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="owmanifest-demo-"))
     base.mkdir(parents=True, exist_ok=True)
+    # The demo's keys and versions are throwaway: keep its trust and rollback state apart.
+    saved = {k: os.environ.get(k) for k in ("OWMANIFEST_STATE_DIR", "OWMANIFEST_CONFIG_DIR")}
+    os.environ["OWMANIFEST_STATE_DIR"] = str(base / "state")
+    os.environ["OWMANIFEST_CONFIG_DIR"] = str(base / "config")
+    try:
+        return _run(base, say=say, quiet=quiet)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(base: Path, *, say: Callable[[str], None], quiet: bool) -> int:
+    from .cli import main as cli
+
     data = base / "connectome"
     manifest = base / "connectome.jsonld"
     q = ["-q"] if quiet else []

@@ -23,3 +23,13 @@ def shared_dir() -> Path:
     if found is None:
         pytest.skip("shared test material not found (set OWMANIFEST_SHARED or check out ../shared)")
     return found
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never read or write the real per-user trust store and rollback state in tests."""
+    base = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("OWMANIFEST_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("OWMANIFEST_STATE_DIR", str(base / "state"))

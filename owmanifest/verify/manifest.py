@@ -1,52 +1,164 @@
-"""Verifying a manifest document against a trust policy (no I/O beyond the given bytes)."""
+"""Verifying a manifest document against a trust policy (no I/O beyond the given bytes).
+
+Two ways to come to trust a manifest:
+
+* **directly** (:func:`verify_manifest`): valid proofs from ``threshold`` distinct signers that
+  the manifest authorizes and the caller's policy trusts;
+* **by succession** (:func:`verify_successor`, :func:`verify_chain`), after TUF's root rotation:
+  starting from a version already trusted (a :class:`TrustAnchor`), the next version must link
+  it by canonical hash, have a larger version number, carry valid proofs from ``threshold`` of
+  its own signers and, if it changes the signer set or the threshold, also from ``threshold`` of
+  the *previous* version's signers. The new signers are then trusted without any change to the
+  caller's trust store. Revoked keys never count either way.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-from ..errors import PolicyError, SignatureError
+from ..errors import ExpiredError, PolicyError, RollbackError, SignatureError
 from ..manifest.canonical import canonical_nquads
 from ..manifest.digest import Digest
 from ..manifest.document import ManifestDocument, load_document, manifest_from_quads
 from ..manifest.model import Manifest
 from .policy import TrustPolicy
-from .proofs import split_proofs, verify_proof
-from .result import ProofOutcome, VerifiedManifest
+from .proofs import ProofGraph, split_proofs, verify_proof
+from .result import ProofOutcome, TrustAnchor, VerifiedManifest
 
-__all__ = ["check_proofs", "verify_manifest"]
+__all__ = [
+    "CLOCK_SKEW",
+    "check_proofs",
+    "verify_chain",
+    "verify_manifest",
+    "verify_successor",
+]
+
+#: Tolerance for clocks that disagree: a manifest is refused only once ``expires`` is this far
+#: in the past by the verifier's clock.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _proof_outcomes(
-    document: ManifestDocument,
-    manifest: Manifest,
-    canonical: bytes,
-    policy: TrustPolicy,
-    proofs: list,  # type: ignore[type-arg]
-) -> list[ProofOutcome]:
-    outcomes: list[ProofOutcome] = []
-    counted: set[str] = set()
-    authorized = set(manifest.signers)
-    for proof in proofs:
-        method = proof.verification_method
+@dataclass(frozen=True)
+class _Proof:
+    graph: ProofGraph
+    signer: str | None  # did:key when the signature verified
+    error: str | None  # why it is invalid
+
+
+@dataclass(frozen=True)
+class _Checked:
+    document: ManifestDocument
+    manifest: Manifest
+    digest: Digest
+    proofs: tuple[_Proof, ...]
+
+
+def _as_document(document: ManifestDocument | bytes, source: str) -> ManifestDocument:
+    if isinstance(document, (bytes, bytearray)):
+        return load_document(bytes(document), source=source)
+    return document
+
+
+def _check(document: ManifestDocument) -> _Checked:
+    body, graphs = split_proofs(document.quads)
+    manifest = manifest_from_quads(body, source=document.source)
+    canonical = canonical_nquads(body, source=document.source)
+    digest = Digest("rdfc-sha256", hashlib.sha256(canonical).digest())
+    proofs = []
+    for graph in graphs:
         try:
-            verified = verify_proof(canonical, proof)
+            verified = verify_proof(canonical, graph)
         except SignatureError as exc:
-            outcomes.append(ProofOutcome(method, None, False, f"invalid proof: {exc}"))
+            proofs.append(_Proof(graph, None, f"invalid proof: {exc}"))
+        else:
+            proofs.append(_Proof(graph, verified.signer.did, None))
+    return _Checked(document, manifest, digest, tuple(proofs))
+
+
+def _parse_datetime(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _check_expiry(checked: _Checked, now: datetime | None) -> None:
+    expires = checked.manifest.expires
+    if expires is None:
+        return
+    when = now or datetime.now(timezone.utc)
+    if when > _parse_datetime(expires) + CLOCK_SKEW:
+        raise ExpiredError(
+            "the manifest has expired",
+            path=checked.document.source,
+            expected=f"before {expires} (+{int(CLOCK_SKEW.total_seconds())} s clock skew)",
+            observed=when.replace(microsecond=0).isoformat(),
+        )
+
+
+def _count(
+    checked: _Checked,
+    policy: TrustPolicy,
+    eligible: Iterable[str],
+) -> tuple[set[str], list[ProofOutcome]]:
+    """Which distinct, valid, non-revoked signers among ``eligible`` signed; with reasons."""
+    allowed = set(eligible)
+    counted: set[str] = set()
+    outcomes: list[ProofOutcome] = []
+    for p in checked.proofs:
+        method = p.graph.verification_method
+        if p.signer is None:
+            outcomes.append(ProofOutcome(method, None, False, p.error or "invalid proof"))
             continue
-        did = verified.signer.did
-        if did not in authorized:
+        if p.signer in policy.revoked:
+            reason = "key is revoked in the trust policy"
+        elif p.signer not in allowed:
             reason = "signer is not an authorized signer of this manifest"
-        elif did in counted:
+        elif p.signer in counted:
             reason = "a second proof by the same signer does not count twice"
         else:
-            why = policy.why_not(did, manifest)
-            reason = why if why is not None else "valid, authorized and trusted"
+            why = policy.why_not(p.signer, checked.manifest)
             if why is None:
-                counted.add(did)
-                outcomes.append(ProofOutcome(method, did, True, reason))
+                counted.add(p.signer)
+                outcomes.append(
+                    ProofOutcome(method, p.signer, True, "valid, authorized and trusted")
+                )
                 continue
-        outcomes.append(ProofOutcome(method, did, False, reason))
-    return outcomes
+            reason = why
+        outcomes.append(ProofOutcome(method, p.signer, False, reason))
+    return counted, outcomes
+
+
+def _fail(
+    checked: _Checked, message: str, need: int, got: int, outcomes: Sequence[ProofOutcome]
+) -> PolicyError:
+    cls = (
+        SignatureError
+        if any(o.reason.startswith("invalid proof") for o in outcomes)
+        else (PolicyError)
+    )
+    refused = [o for o in outcomes if not o.counted]
+    if refused:
+        message += (
+            " (not counted: "
+            + "; ".join(f"{o.signer or o.verification_method}: {o.reason}" for o in refused)
+            + ")"
+        )
+    err = cls(message, path=checked.document.source, expected=f">= {need} signatures", observed=got)
+    err.outcomes = tuple(outcomes)
+    return err  # type: ignore[return-value]
+
+
+def _verified(
+    checked: _Checked, counted: set[str], outcomes: list[ProofOutcome]
+) -> VerifiedManifest:
+    return VerifiedManifest(
+        manifest=checked.manifest,
+        canonical_hash=checked.digest,
+        signers=tuple(o.signer for o in outcomes if o.counted and o.signer is not None),
+        proofs=tuple(outcomes),
+        source=checked.document.source,
+    )
 
 
 def check_proofs(
@@ -57,25 +169,30 @@ def check_proofs(
     Raises:
         InvalidManifestError: the document is malformed.
     """
-    body, proofs = split_proofs(document.quads)
-    manifest = manifest_from_quads(body, source=document.source)
-    canonical = canonical_nquads(body, source=document.source)
-    digest = Digest("rdfc-sha256", hashlib.sha256(canonical).digest())
-    return manifest, digest, _proof_outcomes(document, manifest, canonical, policy, proofs)
+    checked = _check(document)
+    _, outcomes = _count(checked, policy, checked.manifest.signers)
+    return checked.manifest, checked.digest, outcomes
 
 
 def verify_manifest(
-    document: ManifestDocument | bytes, policy: TrustPolicy, *, source: str = "<manifest>"
+    document: ManifestDocument | bytes,
+    policy: TrustPolicy,
+    *,
+    source: str = "<manifest>",
+    now: datetime | None = None,
 ) -> VerifiedManifest:
     """Verify a manifest's proofs against a trust policy.
 
     The manifest is accepted when valid ``eddsa-rdfc-2022`` proofs from at least ``threshold``
     distinct signers exist that are (a) authorized by the manifest itself and (b) accepted by
-    ``policy``. Proofs by unknown keys, repeated keys, revoked keys and invalid proofs never count.
+    ``policy``. Proofs by unknown keys, repeated keys, revoked keys and invalid proofs never
+    count. An expired manifest (``expires`` more than :data:`CLOCK_SKEW` before ``now``) is
+    refused.
 
     Args:
         document: a parsed document, or its bytes (JSON-LD, TriG or N-Quads).
         policy: required; see :class:`~owmanifest.verify.policy.TrustPolicy`.
+        now: the time to check expiry against (default: the system clock).
 
     Returns:
         A :class:`VerifiedManifest`; the model in it is extracted from the signed RDF.
@@ -83,44 +200,136 @@ def verify_manifest(
     Raises:
         InvalidManifestError: malformed document.
         SignatureError: the threshold is not met and at least one proof is invalid.
-        PolicyError: the threshold is not met by trusted, authorized signers (or the policy
-            trusts nobody).
+        PolicyError: the threshold is not met by trusted, authorized signers.
+        ExpiredError: the manifest has expired.
     """
     if not isinstance(policy, TrustPolicy):
         raise TypeError("verify_manifest needs a TrustPolicy")
-    if isinstance(document, (bytes, bytearray)):
-        document = load_document(bytes(document), source=source)
-    manifest, digest, outcomes = check_proofs(document, policy)
-    counted = [o for o in outcomes if o.counted]
-    if len(counted) >= manifest.threshold and len(counted) >= policy.minimum_threshold:
-        return VerifiedManifest(
-            manifest=manifest,
-            canonical_hash=digest,
-            signers=tuple(o.signer for o in counted if o.signer is not None),
-            proofs=tuple(outcomes),
-            source=document.source,
+    checked = _check(_as_document(document, source))
+    counted, outcomes = _count(checked, policy, checked.manifest.signers)
+    need = max(checked.manifest.threshold, policy.minimum_threshold)
+    if len(counted) < need:
+        if not checked.proofs:
+            message = "the manifest is not signed"
+        elif policy.is_empty:
+            message = "no trusted keys were given (use --trust DID or a trust store)"
+        else:
+            message = f"{len(counted)} of the required {need} trusted signatures"
+        raise _fail(checked, message, need, len(counted), outcomes)
+    _check_expiry(checked, now)
+    return _verified(checked, counted, outcomes)
+
+
+def verify_successor(
+    anchor: TrustAnchor,
+    document: ManifestDocument | bytes,
+    policy: TrustPolicy,
+    *,
+    source: str = "<manifest>",
+    now: datetime | None = None,
+    check_expiry: bool = True,
+) -> VerifiedManifest:
+    """Accept ``document`` as a later version of the trusted ``anchor`` (signer rotation).
+
+    Raises:
+        PolicyError: a different dataset, no link to the anchor, or too few signatures from
+            the new (and, if the signer set or threshold changed, the previous) signers.
+        RollbackError: the version is not larger than the anchor's.
+        SignatureError: as :class:`PolicyError`, when some proof was invalid.
+        ExpiredError: the manifest has expired.
+        InvalidManifestError: malformed document.
+    """
+    checked = _check(_as_document(document, source))
+    m = checked.manifest
+    src = checked.document.source
+    if m.id != anchor.dataset_id:
+        raise PolicyError(
+            "the manifest is for another dataset",
+            path=src,
+            expected=anchor.dataset_id,
+            observed=m.id,
         )
-    need = max(manifest.threshold, policy.minimum_threshold)
-    if not outcomes:
-        message = "the manifest is not signed"
-    elif policy.is_empty:
-        message = "no trusted keys were given (use --trust DID or a trust store)"
-    else:
-        refused = [o for o in outcomes if not o.counted]
-        message = f"{len(counted)} of the required {need} trusted signatures"
-        if refused:
-            message += (
-                " (not counted: "
-                + "; ".join(f"{o.signer or o.verification_method}: {o.reason}" for o in refused)
-                + ")"
+    if m.version <= anchor.version:
+        raise RollbackError(
+            "not a later version than the one already trusted",
+            path=src,
+            expected=f"> {anchor.version}",
+            observed=m.version,
+        )
+    if m.previous_version != anchor.canonical_hash:
+        raise PolicyError(
+            f"version {m.version} does not link the trusted version {anchor.version}",
+            path=src,
+            expected=str(anchor.canonical_hash),
+            observed=str(m.previous_version) if m.previous_version else "no previousVersion",
+        )
+    trust_all = TrustPolicy(trusted=frozenset(m.signers), revoked=policy.revoked)
+    new_counted, outcomes = _count(checked, trust_all, m.signers)
+    if len(new_counted) < m.threshold:
+        raise _fail(
+            checked,
+            f"{len(new_counted)} of the required {m.threshold} signatures of version {m.version}'s "
+            "own signers",
+            m.threshold,
+            len(new_counted),
+            outcomes,
+        )
+    changed = set(m.signers) != set(anchor.signers) or m.threshold != anchor.threshold
+    if changed:
+        old_trust = TrustPolicy(trusted=frozenset(anchor.signers), revoked=policy.revoked)
+        old_counted, old_outcomes = _count(checked, old_trust, anchor.signers)
+        if len(old_counted) < anchor.threshold:
+            raise _fail(
+                checked,
+                f"version {m.version} changes the signers or threshold but carries only "
+                f"{len(old_counted)} of the {anchor.threshold} signatures required from version "
+                f"{anchor.version}'s signers",
+                anchor.threshold,
+                len(old_counted),
+                old_outcomes,
             )
-    cls = (
-        SignatureError
-        if any(o.reason.startswith("invalid proof") for o in outcomes)
-        else (PolicyError)
-    )
-    err = cls(
-        message, path=document.source, expected=f">= {need} signatures", observed=len(counted)
-    )
-    err.outcomes = tuple(outcomes)
-    raise err
+        outcomes = [
+            o
+            if o.counted
+            else next(
+                (
+                    x
+                    for x in old_outcomes
+                    if x.verification_method == o.verification_method and x.counted
+                ),
+                o,
+            )
+            for o in outcomes
+        ]
+    if check_expiry:
+        _check_expiry(checked, now)
+    return _verified(checked, new_counted, outcomes)
+
+
+def verify_chain(
+    anchor: TrustAnchor,
+    documents: Sequence[ManifestDocument | bytes],
+    policy: TrustPolicy,
+    *,
+    now: datetime | None = None,
+) -> VerifiedManifest:
+    """Follow versions from ``anchor`` through ``documents`` (oldest first); return the last.
+
+    Only the last version's expiry is checked (intermediate versions may have expired since).
+
+    Raises:
+        UsageError: no documents.
+        PolicyError / RollbackError / SignatureError: see :func:`verify_successor`.
+    """
+    from ..errors import UsageError
+
+    if not documents:
+        raise UsageError("an empty chain of manifests")
+    current = anchor
+    vm: VerifiedManifest | None = None
+    for i, doc in enumerate(documents):
+        last = i == len(documents) - 1
+        vm = verify_successor(current, doc, policy, now=now, check_expiry=last)
+        current = TrustAnchor.from_verified(vm)
+    assert vm is not None
+    return vm

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..manifest.digest import Digest
 from ..manifest.model import FileEntry, Manifest
 
-__all__ = ["FileProblem", "ProofOutcome", "TreeReport", "VerifiedManifest"]
+__all__ = ["FileProblem", "ProofOutcome", "TreeReport", "TrustAnchor", "VerifiedManifest"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,23 @@ class TreeReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    """The part of a trusted version that later versions are checked against.
+
+    Recorded in the rollback state after every successful verification, and the starting
+    point for following signer rotations (:func:`owmanifest.verify.verify_chain`).
+    """
+
+    dataset_id: str
+    version: int
+    canonical_hash: Digest
+    signers: tuple[str, ...]
+    threshold: int
+
+    @classmethod
+    def from_verified(cls, verified: VerifiedManifest) -> TrustAnchor:
+        m = verified.manifest
+        return cls(m.id, m.version, verified.canonical_hash, m.signers, m.threshold)

@@ -1,0 +1,305 @@
+"""``owmanifest fetch`` and ``owmanifest seed``: moving bytes, verified as they arrive."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_OK, EXIT_VERIFICATION_FAILED, UsageError
+
+__all__ = ["register"]
+
+
+class _BarProgress:
+    """Adapts the transport Progress protocol to the CLI's progress bar."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.bar: Any = None
+        self.sources: set[str] = set()
+
+    def start(self, total_bytes: int) -> None:
+        from ._progress import ProgressBar
+
+        self.bar = ProgressBar(
+            "fetching", total_bytes, enabled=None if not self.out.quiet else False
+        )
+
+    def advance(self, nbytes: int, source: str) -> None:
+        if self.bar is not None:
+            if source not in self.sources:
+                self.sources.add(source)
+            self.bar.set_extra(f"from {source}")
+            self.bar.advance(nbytes)
+
+    def file_done(self, path: str) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _sidecar(args: argparse.Namespace) -> bytes | None:
+    path = args.torrent or (args.manifest + ".torrent")
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        if args.torrent:
+            raise UsageError("torrent file not found", path=args.torrent) from None
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read torrent: {exc.strerror}", path=path) from exc
+
+
+def _bittorrent_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "peers": args.peer or [],
+        "trackers": args.tracker or [],
+        "dht": not args.no_dht,
+        "listen": args.listen or "0.0.0.0:0",
+    }
+
+
+def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
+    from .cli import (
+        _outcome_lines,
+        _outcomes_json,
+        _policy,
+        _read,
+        _verified_json,
+        verify_with_state,
+    )
+    from .errors import VerificationError
+    from .manifest.torrent import parse_torrent
+    from .transport import IncompleteFetchError, fetch, open_sources
+    from .verify.tree import verify_tree
+
+    policy = _policy(args, out)
+    document = _read(args.manifest)
+    result: dict[str, Any] = {"ok": False}
+    try:
+        vm = verify_with_state(args, out, document, policy)
+    except VerificationError as exc:
+        out.status(False, f"{document.source}: {exc.message}")
+        for line in _outcome_lines(exc.outcomes):
+            out.info(line)
+        if out.as_json:
+            out.data({"ok": False, "error": exc.to_json(), "proofs": _outcomes_json(exc.outcomes)})
+        return EXIT_VERIFICATION_FAILED
+    m = vm.manifest
+    result.update(_verified_json(vm))
+    out.status(
+        True,
+        f"{vm.source}: {m.id} version {m.version}, {len(vm.signers)} of {m.threshold} signatures",
+    )
+    files = None
+    if args.only:
+        files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
+        if not files:
+            raise UsageError(
+                "no file of the manifest matches --only", observed=", ".join(args.only)
+            )
+    torrent = _sidecar(args)
+    piece_layers: dict[bytes, bytes] = {}
+    if torrent is not None:
+        parsed = parse_torrent(torrent, source=args.torrent or args.manifest + ".torrent")
+        piece_layers = dict(parsed.piece_layers)
+    wanted = set(args.transport or ["bittorrent", "http", "file"])
+    unknown = wanted - {"bittorrent", "magnet", "http", "https", "file"}
+    sources: list[Any] = []
+    if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
+        from .transport.bittorrent import BitTorrentTransport
+
+        sources.append(BitTorrentTransport(torrent=torrent, **_bittorrent_options(args)))
+    mirrors = list(args.mirror or [])
+    if not args.no_manifest_mirrors:
+        mirrors += [u for u in m.mirrors if u not in mirrors]
+    other = wanted - {"bittorrent", "magnet"}
+    if mirrors and other:
+        sources += open_sources(
+            mirrors, schemes=sorted(other | unknown), link=args.link, token_env=args.token_env
+        )
+    if not sources:
+        raise UsageError(
+            "no source to fetch from: give --mirror URL or --peer HOST:PORT, or check --transport",
+            expected="a BitTorrent torrent/info-hash or a mirror",
+        )
+    out.info("sources: " + ", ".join(s.name for s in sources))
+    progress = _BarProgress(out)
+    try:
+        report = fetch(
+            vm,
+            args.dest,
+            sources,
+            files=files,
+            piece_layers=piece_layers,
+            stall_timeout=args.stall_timeout,
+            progress=progress,
+        )
+    except IncompleteFetchError as exc:
+        progress.close()
+        out.status(False, str(exc))
+        if out.as_json and exc.report is not None:
+            result["fetch"] = exc.report.to_json()
+            out.data(result)
+        return EXIT_VERIFICATION_FAILED
+    finally:
+        progress.close()
+        for s in sources:
+            s.close()
+    result["fetch"] = report.to_json()
+    tree = verify_tree(vm, args.dest, files=files)
+    out.status(
+        True,
+        f"{args.dest}: {len(tree.verified)} file(s) verified "
+        f"({len(report.fetched)} fetched, {len(report.present)} already present)",
+    )
+    result["ok"] = True
+    if out.as_json:
+        out.data(result)
+    return EXIT_OK
+
+
+def cmd_seed(args: argparse.Namespace, out: Any) -> int:
+    from .cli import _read
+    from .transport.bittorrent import Seeder
+    from .verify.manifest import check_proofs
+    from .verify.policy import TrustPolicy
+
+    document = _read(args.manifest)
+    manifest, _, outcomes = check_proofs(document, TrustPolicy())
+    if not any(not o.reason.startswith("invalid proof") for o in outcomes):
+        out.info("WARNING: the manifest carries no valid signature; leechers will refuse it")
+    torrent = _sidecar(args)
+    seeder = Seeder(
+        manifest,
+        torrent,
+        Path(args.directory),
+        listen=args.listen or "0.0.0.0:0",
+        dht=not args.no_dht,
+        trackers=args.tracker or [],
+        peers=args.peer or [],
+    )
+    stop = threading.Event()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with seeder:
+        out.info("checking the data...")
+        seeder.wait_ready(timeout=args.check_timeout)
+        info = {
+            "magnet": seeder.magnet_uri,
+            "port": seeder.port,
+            "id": manifest.id,
+            "version": manifest.version,
+        }
+        if out.as_json:
+            out.data(info)
+        else:
+            out.line(seeder.magnet_uri)
+        out.info(
+            f"seeding {manifest.id} version {manifest.version} on port {seeder.port}; "
+            "Ctrl-C to stop"
+        )
+        sys.stdout.flush()
+        while not stop.wait(1.0 if args.duration is None else min(1.0, args.duration)):
+            if args.duration is not None:
+                args.duration -= 1.0
+                if args.duration <= 0:
+                    break
+        status = seeder.status()
+    out.info(f"stopped; uploaded {status.get('uploaded', 0)} bytes")
+    return EXIT_OK
+
+
+def _add_bt(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("BitTorrent")
+    g.add_argument("--torrent", metavar="FILE", help="sidecar torrent (default: MANIFEST.torrent)")
+    g.add_argument("--peer", action="append", metavar="HOST:PORT", help="connect to this peer")
+    g.add_argument("--tracker", action="append", metavar="URL", help="announce to this tracker")
+    g.add_argument("--listen", metavar="HOST:PORT", help="listen here (default: a free port)")
+    g.add_argument("--no-dht", action="store_true", help="no DHT, LSD or PEX (closed networks)")
+
+
+def register(add: Any) -> None:
+    from .cli import _add_trust_options
+
+    p = add(
+        "fetch",
+        "download a dataset (BitTorrent, then HTTP mirrors), verified as it arrives",
+        "Verify MANIFEST (signatures, threshold, trust, rollback), then fetch its files into DEST\n"
+        "over BitTorrent and/or HTTP mirrors or local directories. Every piece is checked against\n"
+        "the signed Merkle roots before it is written; a file appears at its final path only\n"
+        "once it verified whole. Re-running resumes; verified pieces are not fetched again.\n\n"
+        "examples:\n"
+        "  owmanifest fetch connectome.jsonld ./connectome --trust did:key:z6Mk...\n"
+        "  owmanifest fetch connectome.jsonld ./c --transport http --mirror https://host/connectome/\n"
+        "  owmanifest fetch connectome.jsonld ./c --only 'graphs/*.nt' --mirror /media/usb/c\n"
+        "  owmanifest fetch connectome.jsonld ./c --peer 127.0.0.1:6881 --no-dht",
+    )
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("dest", metavar="DEST")
+    _add_trust_options(p)
+    p.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL|DIR",
+        help="HTTP mirror or local dir (repeatable, in order)",
+    )
+    p.add_argument(
+        "--no-manifest-mirrors", action="store_true", help="ignore the mirrors the manifest lists"
+    )
+    p.add_argument(
+        "--transport",
+        action="append",
+        choices=["bittorrent", "http", "file"],
+        help="use only these transports (repeatable; default: all, BitTorrent first)",
+    )
+    p.add_argument("--only", action="append", metavar="GLOB", help="fetch only matching paths")
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="move to the next source after this long without verified progress (60)",
+    )
+    p.add_argument(
+        "--link", action="store_true", help="hard-link verified files from local mirrors"
+    )
+    p.add_argument(
+        "--token-env", metavar="VAR", help="bearer token for private HTTP mirrors from $VAR"
+    )
+    _add_bt(p)
+    p.set_defaults(func=cmd_fetch)
+
+    s = add(
+        "seed",
+        "seed a dataset over BitTorrent; prints the magnet link",
+        "Seed DIRECTORY as described by MANIFEST. The sidecar torrent MANIFEST.torrent is used\n"
+        "(or re-created from the data); its info-hashes must equal the ones in the manifest.\n\n"
+        "examples:\n"
+        "  owmanifest seed connectome.jsonld ./connectome\n"
+        "  owmanifest seed connectome.jsonld ./connectome --listen 127.0.0.1:6881 --no-dht",
+    )
+    s.add_argument("manifest", metavar="MANIFEST")
+    s.add_argument("directory", metavar="DIRECTORY")
+    _add_bt(s)
+    s.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    s.add_argument(
+        "--check-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long checking the data may take (3600)",
+    )
+    s.set_defaults(func=cmd_seed)

@@ -1,0 +1,130 @@
+"""``owmanifest trust ...`` and ``owmanifest state ...``: the trust store and rollback state."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .errors import EXIT_OK, EXIT_VERIFICATION_FAILED
+
+__all__ = ["register"]
+
+
+def cmd_trust(args: argparse.Namespace, out: Any) -> int:
+    from .verify.truststore import TrustStore
+
+    store = TrustStore.default()
+    action = args.trust_action
+    if action == "add":
+        store.add(args.did, name=args.name, datasets=args.dataset)
+        out.status(
+            True,
+            f"trusting {args.did}" + (f" for {', '.join(args.dataset)}" if args.dataset else ""),
+        )
+    elif action == "remove":
+        if not store.remove(args.did):
+            out.status(False, f"{args.did} is not in the trust store")
+            return EXIT_VERIFICATION_FAILED
+        out.status(True, f"removed {args.did}")
+    elif action == "revoke":
+        store.revoke(args.did, reason=args.reason)
+        out.status(True, f"revoked {args.did}: its proofs will never count")
+    elif action == "import":
+        n = store.import_file(args.file)
+        out.status(True, f"imported {n} key(s) from {args.file}")
+    elif action == "export":
+        out.data(store.load())
+        return EXIT_OK
+    if action == "list" or out.as_json:
+        entries = store.entries()
+        if out.as_json:
+            out.data({"store": str(store.path), "keys": entries})
+        elif not entries:
+            out.info(
+                f"the trust store ({store.path}) is empty; add keys with `owmanifest trust add`"
+            )
+        else:
+            for e in entries:
+                state = "REVOKED" if e.get("revoked") else "trusted"
+                scope = ", ".join(e.get("datasets", [])) or "all datasets"
+                name = f" ({e['name']})" if e.get("name") else ""
+                extra = f": {e['reason']}" if e.get("reason") else ""
+                out.line(f"{state:8} {e['id']}{name}  [{scope}]{extra}")
+    return EXIT_OK
+
+
+def cmd_state(args: argparse.Namespace, out: Any) -> int:
+    from .verify.state import StateStore
+
+    store = StateStore.default()
+    anchor = store.anchor(args.dataset)
+    if args.state_action == "forget":
+        if store.forget(args.dataset):
+            out.status(True, f"forgot the recorded version of {args.dataset}")
+        else:
+            out.info(f"nothing recorded for {args.dataset}")
+        return EXIT_OK
+    if anchor is None:
+        out.info(f"nothing recorded for {args.dataset}")
+        if out.as_json:
+            out.data({"dataset": args.dataset, "trusted": None})
+        return EXIT_OK
+    info = {
+        "dataset": anchor.dataset_id,
+        "version": anchor.version,
+        "canonicalHash": str(anchor.canonical_hash),
+        "signers": list(anchor.signers),
+        "threshold": anchor.threshold,
+    }
+    if out.as_json:
+        out.data(info)
+    else:
+        for k, v in info.items():
+            out.line(f"{k:14} {v}")
+    return EXIT_OK
+
+
+def register(add: Any) -> None:
+    p = add(
+        "trust",
+        "manage the keys you trust (your trust store)",
+        "Your trust store lists the keys you trust to sign datasets (optionally only for some\n"
+        "dataset ids) and the keys you have revoked. `verify` and `fetch` use it when no\n"
+        "--trust/--trust-file is given; revocations always apply.\n\n"
+        "examples:\n"
+        "  owmanifest trust add did:key:z6Mk... --name 'OpenWorm data team' \\\n"
+        "      --dataset 'https://openworm.org/data/*'\n"
+        "  owmanifest trust import openworm-maintainers.json\n"
+        "  owmanifest trust revoke did:key:z6Mk... --reason 'laptop stolen'\n"
+        "  owmanifest trust list",
+    )
+    sub = p.add_subparsers(dest="trust_action", metavar="ACTION", required=True)
+    a = sub.add_parser("add", help="trust a key")
+    a.add_argument("did", metavar="DID")
+    a.add_argument("--name", help="who this key belongs to")
+    a.add_argument(
+        "--dataset",
+        action="append",
+        metavar="PATTERN",
+        help="only for dataset ids matching this glob",
+    )
+    sub.add_parser("list", help="list trusted and revoked keys")
+    r = sub.add_parser("remove", help="forget a key (trusted or revoked)")
+    r.add_argument("did", metavar="DID")
+    v = sub.add_parser("revoke", help="never count this key's proofs again")
+    v.add_argument("did", metavar="DID")
+    v.add_argument("--reason")
+    i = sub.add_parser("import", help="merge a trust file (e.g. a project's maintainers)")
+    i.add_argument("file", metavar="FILE")
+    sub.add_parser("export", help="print the trust store as a trust file")
+    p.set_defaults(func=cmd_trust)
+
+    s = add(
+        "state",
+        "show or forget the recorded (rollback-protection) version of a dataset",
+        "owmanifest records the highest verified version of each dataset and refuses older ones\n"
+        "(rollback) or a different manifest with the same version (freeze/fork).",
+    )
+    s.add_argument("state_action", choices=["show", "forget"])
+    s.add_argument("dataset", metavar="DATASET_ID")
+    s.set_defaults(func=cmd_state)
