@@ -231,7 +231,7 @@ def _add_bt(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-dht", action="store_true", help="no DHT, LSD or PEX (closed networks)")
 
 
-def register(add: Any) -> None:
+def register(add: Any, common: argparse.ArgumentParser) -> None:
     from .cli import _add_trust_options
 
     p = add(

@@ -84,7 +84,7 @@ def cmd_state(args: argparse.Namespace, out: Any) -> int:
     return EXIT_OK
 
 
-def register(add: Any) -> None:
+def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = add(
         "trust",
         "manage the keys you trust (your trust store)",
@@ -99,7 +99,8 @@ def register(add: Any) -> None:
         "  owmanifest trust list",
     )
     sub = p.add_subparsers(dest="trust_action", metavar="ACTION", required=True)
-    a = sub.add_parser("add", help="trust a key")
+    kw: dict[str, Any] = {"parents": [common]}
+    a = sub.add_parser("add", help="trust a key", **kw)
     a.add_argument("did", metavar="DID")
     a.add_argument("--name", help="who this key belongs to")
     a.add_argument(
@@ -108,15 +109,15 @@ def register(add: Any) -> None:
         metavar="PATTERN",
         help="only for dataset ids matching this glob",
     )
-    sub.add_parser("list", help="list trusted and revoked keys")
-    r = sub.add_parser("remove", help="forget a key (trusted or revoked)")
+    sub.add_parser("list", help="list trusted and revoked keys", **kw)
+    r = sub.add_parser("remove", help="forget a key (trusted or revoked)", **kw)
     r.add_argument("did", metavar="DID")
-    v = sub.add_parser("revoke", help="never count this key's proofs again")
+    v = sub.add_parser("revoke", help="never count this key's proofs again", **kw)
     v.add_argument("did", metavar="DID")
     v.add_argument("--reason")
-    i = sub.add_parser("import", help="merge a trust file (e.g. a project's maintainers)")
+    i = sub.add_parser("import", help="merge a trust file (e.g. a project's maintainers)", **kw)
     i.add_argument("file", metavar="FILE")
-    sub.add_parser("export", help="print the trust store as a trust file")
+    sub.add_parser("export", help="print the trust store as a trust file", **kw)
     p.set_defaults(func=cmd_trust)
 
     s = add(

@@ -797,18 +797,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", metavar="DIR", help="work here (default: a new temporary directory)")
     p.set_defaults(func=cmd_demo)
 
-    _add_plugin_commands(sub, add)
+    _add_plugin_commands(add, common)
     return parser
 
 
-def _add_plugin_commands(sub: Any, add: Any) -> None:
+def _add_plugin_commands(add: Any, common: argparse.ArgumentParser) -> None:
     """Commands defined next to the layers they drive (transport, trust), when present."""
     for module in ("owmanifest._cli_transport", "owmanifest._cli_trust", "owmanifest._cli_owmeta"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:
             continue
-        mod.register(add)
+        mod.register(add, common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

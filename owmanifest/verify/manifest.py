@@ -155,7 +155,7 @@ def _verified(
     return VerifiedManifest(
         manifest=checked.manifest,
         canonical_hash=checked.digest,
-        signers=tuple(o.signer for o in outcomes if o.counted and o.signer is not None),
+        signers=tuple(o.signer for o in outcomes if o.signer in counted),
         proofs=tuple(outcomes),
         source=checked.document.source,
     )
@@ -288,16 +288,15 @@ def verify_successor(
                 len(old_counted),
                 old_outcomes,
             )
+        endorsed = {x.verification_method: x for x in old_outcomes if x.counted}
         outcomes = [
             o
-            if o.counted
-            else next(
-                (
-                    x
-                    for x in old_outcomes
-                    if x.verification_method == o.verification_method and x.counted
-                ),
-                o,
+            if o.counted or o.verification_method not in endorsed
+            else ProofOutcome(
+                o.verification_method,
+                o.signer,
+                True,
+                f"valid; counted for version {anchor.version}'s signers, who endorse the change",
             )
             for o in outcomes
         ]

@@ -1,0 +1,82 @@
+"""Trust from the command line: the trust store, rollback protection, following rotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from owmanifest.cli import main
+from owmanifest.manifest.document import load_document
+from owmanifest.verify import TrustPolicy, verify_manifest
+
+from ..unit.fixtures import ASSETS, DIDS
+from ..unit.test_trust import make
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_trust_store_drives_verify(capsys: pytest.CaptureFixture[str]) -> None:
+    signed = str(ASSETS / "signed.jsonld")
+    assert run(capsys, "verify", signed)[0] == 2  # nobody trusted yet
+    assert run(capsys, "trust", "add", DIDS["alice"], "--name", "Alice")[0] == 0
+    assert run(capsys, "trust", "add", DIDS["bob"])[0] == 0
+    code, _, err = run(capsys, "verify", signed)
+    assert code == 0, err
+    code, out, _ = run(capsys, "trust", "list", "--json")
+    assert {k["id"] for k in json.loads(out)["keys"]} == {DIDS["alice"], DIDS["bob"]}
+    assert run(capsys, "trust", "revoke", DIDS["bob"], "--reason", "lost laptop")[0] == 0
+    code, _, err = run(capsys, "verify", signed)
+    assert code == 1 and "revoked" in err
+    # a revocation in the store also beats an ad-hoc --trust
+    code, _, _ = run(capsys, "verify", signed, "--trust", DIDS["alice"], "--trust", DIDS["bob"])
+    assert code == 1
+
+
+def test_rollback_refused_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = make(1, ["alice", "bob"], 2, ["alice", "bob"])
+    h1 = verify_manifest(v1, TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]])).canonical_hash
+    v2 = make(2, ["alice", "bob"], 2, ["alice", "bob"], previous=h1)
+    (tmp_path / "v1.jsonld").write_bytes(v1)
+    (tmp_path / "v2.jsonld").write_bytes(v2)
+    trust = ["--trust", DIDS["alice"], "--trust", DIDS["bob"]]
+    assert run(capsys, "verify", str(tmp_path / "v2.jsonld"), *trust)[0] == 0
+    code, _, err = run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust)
+    assert code == 1 and "rollback" in err
+    code, _, err = run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust, "--allow-downgrade")
+    assert code == 0 and "WARNING" in err
+    code, out, _ = run(capsys, "state", "show", "https://openworm.org/data/rotation", "--json")
+    assert json.loads(out)["version"] == 1
+
+
+def test_rotation_followed_with_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]])
+    v1 = make(1, ["alice", "bob"], 2, ["alice", "bob"])
+    h1 = verify_manifest(v1, policy).canonical_hash
+    v2 = make(2, ["bob", "carol"], 2, ["bob", "carol", "alice"], previous=h1)
+    h2 = verify_manifest(v2, TrustPolicy.from_keys([DIDS["bob"], DIDS["carol"]])).canonical_hash
+    v3 = make(3, ["bob", "carol"], 2, ["bob", "carol"], previous=h2)
+    for i, doc in enumerate((v1, v2, v3), 1):
+        (tmp_path / f"v{i}.jsonld").write_bytes(doc)
+    trust = ["--trust", DIDS["alice"], "--trust", DIDS["bob"]]
+    assert run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust)[0] == 0
+    # v3 directly: carol is not trusted and the chain is missing
+    assert run(capsys, "verify", str(tmp_path / "v3.jsonld"), *trust)[0] == 1
+    code, _, err = run(
+        capsys,
+        "verify",
+        str(tmp_path / "v3.jsonld"),
+        *trust,
+        "--chain",
+        str(tmp_path / "v2.jsonld"),
+    )
+    assert code == 0, err
+    assert "succession" in err
+    assert load_document(v3, source="v3").format == "json-ld"
