@@ -1,0 +1,593 @@
+"""The one hashing engine: BEP 52 roots and piece layers, v1 piece hashes, optional SHA-256.
+
+Every byte is read once and fed from the same buffer to every hash that was asked for. Create,
+verify and the transports all go through this module.
+
+* :class:`FileHasher` is the streaming core: feed it bytes in chunks of any size.
+* :func:`hash_file` reads one file with a reused, large buffer.
+* :func:`hash_files` is the fast path for many files. It splits large files into piece-aligned
+  regions and batches small files, and runs the work on every core. hashlib releases the GIL
+  while it hashes a 16 KiB leaf, so threads do well on large files; on many small files the
+  per-file Python work holds the GIL, and worker processes are about twice as fast. So: threads,
+  or processes (forked) for many files when forking is safe, that is on Linux when the calling
+  process has no other thread. See ``bench/hashing.py`` and
+  ``docs/adr/0001-bep52-merkle-roots.md``.
+
+A file that vanishes, is not a regular file, cannot be read or changes while it is read raises an
+:class:`~owmanifest.errors.FileVerificationError` (or its subclass
+:class:`~owmanifest.errors.MissingFileError`) naming the path, never a bare ``OSError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import multiprocessing
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import FileVerificationError, MissingFileError
+from .merkle import (
+    BLOCK_SIZE,
+    HASH_SIZE,
+    merkle_root,
+    padded_root,
+    piece_height,
+    root_from_piece_layer,
+)
+
+__all__ = ["FileHasher", "FileHashes", "hash_file", "hash_files"]
+
+READ_SIZE = 4 * 1024 * 1024
+"""Bytes per read (a whole number of 16 KiB blocks, so leaves are hashed in place)."""
+
+_REGION_SIZE = 64 * 1024 * 1024
+"""Files larger than this are hashed as several piece-aligned regions in parallel."""
+
+_BATCH_FILES = 500
+_BATCH_BYTES = 64 * 1024 * 1024
+_PROCESS_MIN_FILES = 200
+"""Use worker processes (when safe) from this many files on: per-file Python work holds the GIL,
+so threads scale poorly on many small files; on a few large files they do as well as processes
+without the cost of forking."""
+
+_INLINE_BYTES = 16 * 1024 * 1024
+_INLINE_FILES = 500
+"""Less work than this (both bytes and files) is hashed in the calling thread: starting a pool
+would cost more than it saves."""
+
+_sha1 = hashlib.sha1
+_sha256 = hashlib.sha256
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    """Everything the engine computes for one file.
+
+    Attributes:
+        size: size in bytes.
+        root: BEP 52 Merkle root; ``None`` exactly when ``size == 0``.
+        piece_layer: the concatenated 32-byte piece hashes; ``b""`` when
+            ``size <= piece_length`` (BEP 52 stores no layer then).
+        v1_pieces: concatenated SHA-1 of each piece of this file, the last piece zero-padded to
+            the piece length (in a hybrid torrent every file starts on a piece boundary);
+            ``b""`` for an empty file; ``None`` when v1 hashes were not requested.
+        v1_last_unpadded: SHA-1 of the last piece without padding (needed when the file ends
+            the torrent with no pad file after it); ``None`` when not requested or empty.
+        sha256: whole-file SHA-256, only when requested.
+    """
+
+    size: int
+    root: bytes | None
+    piece_layer: bytes
+    v1_pieces: bytes | None
+    v1_last_unpadded: bytes | None
+    sha256: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _RegionHashes:
+    """What a piece-aligned region of a large file contributes (merged in order)."""
+
+    offset: int
+    piece_layer: bytes
+    v1_pieces: bytes | None
+    v1_last_unpadded: bytes | None
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(piece_length: int) -> memoryview:
+    return memoryview(bytes(piece_length))
+
+
+class FileHasher:
+    """Streaming hasher for one file (or for one piece-aligned region of a file).
+
+    Each chunk given to :meth:`update` is hashed from the same buffer by every hash requested:
+    the BEP 52 leaves (reduced to piece hashes as soon as a piece is complete, so memory stays
+    proportional to the number of pieces), the v1 SHA-1 pieces and the whole-file SHA-256.
+
+    Args:
+        piece_length: power of two, at least 16 KiB.
+        v1: also compute v1 (SHA-1) piece hashes.
+        sha256: also compute the SHA-256 of the whole file.
+
+    Raises:
+        ValueError: ``piece_length`` is not a power of two of at least 16 KiB.
+    """
+
+    __slots__ = (
+        "_height",
+        "_leaves",
+        "_partial",
+        "_per_piece",
+        "_piece_length",
+        "_pieces",
+        "_sha256",
+        "_size",
+        "_v1",
+        "_v1_fill",
+        "_v1_pieces",
+    )
+
+    def __init__(self, piece_length: int, *, v1: bool = True, sha256: bool = False) -> None:
+        self._height = piece_height(piece_length)
+        self._piece_length = piece_length
+        self._per_piece = 1 << self._height
+        self._size = 0
+        self._leaves: list[bytes] = []  # leaves of the current, incomplete piece
+        self._pieces: list[bytes] = []  # roots of the complete pieces
+        self._partial = bytearray()  # the start of an incomplete 16 KiB block
+        self._v1: Any = _sha1() if v1 else None
+        self._v1_fill = 0
+        self._v1_pieces: list[bytes] = []
+        self._sha256: Any = _sha256() if sha256 else None
+
+    @property
+    def size(self) -> int:
+        """Bytes fed so far."""
+        return self._size
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next bytes of the file."""
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if not n:
+            return
+        self._size += n
+        if self._sha256 is not None:
+            self._sha256.update(view)
+        if self._v1 is not None:
+            self._update_v1(view)
+
+        sha = _sha256
+        start = 0
+        partial = self._partial
+        if partial:
+            start = min(BLOCK_SIZE - len(partial), n)
+            partial += view[:start]
+            if len(partial) < BLOCK_SIZE:
+                return
+            self._leaves.append(sha(partial).digest())
+            partial.clear()
+        end = start + (n - start) // BLOCK_SIZE * BLOCK_SIZE
+        if end > start:
+            self._leaves += [
+                sha(view[i : i + BLOCK_SIZE]).digest() for i in range(start, end, BLOCK_SIZE)
+            ]
+        if end < n:
+            partial += view[end:]
+        if len(self._leaves) >= self._per_piece:
+            self._collapse()
+
+    def _collapse(self) -> None:
+        """Reduce every complete piece's leaves to the piece's subtree root."""
+        leaves, per = self._leaves, self._per_piece
+        full = len(leaves) // per * per
+        if per == 1:
+            self._pieces += leaves
+        else:
+            self._pieces += [merkle_root(leaves[i : i + per]) for i in range(0, full, per)]
+        del leaves[:full]
+
+    def _update_v1(self, view: memoryview) -> None:
+        pl = self._piece_length
+        pos, n = 0, len(view)
+        while pos < n:
+            if self._v1_fill == 0 and n - pos >= pl:
+                self._v1_pieces.append(_sha1(view[pos : pos + pl]).digest())
+                pos += pl
+                continue
+            take = min(n - pos, pl - self._v1_fill)
+            self._v1.update(view[pos : pos + take])
+            self._v1_fill += take
+            pos += take
+            if self._v1_fill == pl:
+                self._v1_pieces.append(self._v1.digest())
+                self._v1 = _sha1()
+                self._v1_fill = 0
+
+    def _flush(self) -> tuple[bytes | None, bytes | None]:
+        """Close the last (partial) block and piece; return the v1 pieces and last unpadded."""
+        if self._partial:
+            self._leaves.append(_sha256(self._partial).digest())
+            self._partial.clear()
+        if self._v1 is None:
+            return None, None
+        last: bytes | None = None
+        if self._v1_fill:
+            last = self._v1.copy().digest()
+            self._v1.update(_zeros(self._piece_length)[: self._piece_length - self._v1_fill])
+            self._v1_pieces.append(self._v1.digest())
+            self._v1 = _sha1()
+            self._v1_fill = 0
+        elif self._v1_pieces:
+            last = self._v1_pieces[-1]
+        return b"".join(self._v1_pieces), last
+
+    def finish(self) -> FileHashes:
+        """The hashes of everything fed so far, as a whole file. Call once."""
+        v1_pieces, v1_last = self._flush()
+        size = self._size
+        layer = b""
+        if size == 0:
+            root = None
+        elif size <= self._piece_length:
+            # one piece: the root is over the actual leaves, not padded to the piece's count
+            root = self._pieces[0] if self._pieces else merkle_root(self._leaves)
+        else:
+            if self._leaves:
+                self._pieces.append(padded_root(self._leaves, self._height))
+                self._leaves = []
+            layer = b"".join(self._pieces)
+            root = root_from_piece_layer(self._pieces, self._piece_length)
+        digest = self._sha256.digest() if self._sha256 is not None else None
+        return FileHashes(size, root, layer, v1_pieces, v1_last, digest)
+
+    def _finish_region(self, offset: int) -> _RegionHashes:
+        """The piece hashes of a piece-aligned region of a file larger than one piece."""
+        v1_pieces, v1_last = self._flush()
+        if self._leaves:
+            self._pieces.append(padded_root(self._leaves, self._height))
+            self._leaves = []
+        return _RegionHashes(offset, b"".join(self._pieces), v1_pieces, v1_last)
+
+
+# --- reading files ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Hash ``length`` bytes at ``offset`` of file number ``index`` (size/mtime as planned)."""
+
+    index: int
+    path: str
+    size: int
+    mtime_ns: int
+    offset: int = 0
+    length: int = -1  # -1: the whole file
+
+    @property
+    def whole(self) -> bool:
+        return self.length < 0
+
+
+_Result = FileHashes | _RegionHashes
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # do not hang on a FIFO; no effect on regular files
+)
+
+
+def _stat(path: str) -> os.stat_result:
+    """``os.stat`` of a file to hash, with owmanifest errors."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise MissingFileError("file not found", path=path) from exc
+    except OSError as exc:
+        raise FileVerificationError(f"cannot stat file: {exc.strerror or exc}", path=path) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise MissingFileError("not a regular file", path=path)
+    return st
+
+
+def _open(path: str) -> tuple[io.FileIO, os.stat_result]:
+    """Open a regular file for reading; return the raw file and its ``fstat``."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise MissingFileError("file not found", path=path) from exc
+    except OSError as exc:
+        raise FileVerificationError(f"cannot open file: {exc.strerror or exc}", path=path) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MissingFileError("not a regular file", path=path)
+        return io.FileIO(fd, "r"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _changed(path: str, expected: int, observed: int) -> FileVerificationError:
+    return FileVerificationError(
+        "file changed while it was being read",
+        path=path,
+        expected=f"{expected} bytes",
+        observed=f"{observed} bytes",
+    )
+
+
+def _read(
+    job: _Job,
+    hasher: FileHasher,
+    buf: memoryview,
+    progress: ProgressCallback | None,
+) -> None:
+    """Feed ``job``'s bytes to ``hasher``; check that the file did not change meanwhile.
+
+    The file must keep the size and modification time it had when the work was planned, before
+    and after the read; a file that grows or shrinks while it is read is caught either way.
+    """
+    path = job.path
+    f, st = _open(path)
+    with f:
+        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+            raise _changed(path, job.size, st.st_size)
+        remaining = job.size if job.whole else job.length
+        try:
+            if job.offset:
+                f.seek(job.offset)
+            while remaining > 0:
+                n = f.readinto(buf[: min(len(buf), remaining)])
+                if not n:
+                    break
+                hasher.update(buf[:n])
+                remaining -= n
+                if progress is not None:
+                    progress(n)
+            after = os.fstat(f.fileno())
+        except OSError as exc:
+            raise FileVerificationError(
+                f"cannot read file: {exc.strerror or exc}", path=path
+            ) from exc
+    if remaining or after.st_size != job.size or after.st_mtime_ns != job.mtime_ns:
+        raise _changed(path, job.size, after.st_size)
+
+
+def _buffer(largest: int) -> memoryview:
+    """A read buffer: READ_SIZE, or less for small files (a whole number of 16 KiB blocks)."""
+    return memoryview(bytearray(min(READ_SIZE, max(1, -(-largest // BLOCK_SIZE)) * BLOCK_SIZE)))
+
+
+def _run_task(
+    jobs: Sequence[_Job],
+    piece_length: int,
+    v1: bool,
+    sha256: bool,
+    progress: ProgressCallback | None = None,
+) -> list[_Result]:
+    """Hash a batch of jobs with one reused buffer (runs in a worker thread or process)."""
+    buf = _buffer(max(job.size if job.whole else job.length for job in jobs))
+    out: list[_Result] = []
+    for job in jobs:
+        hasher = FileHasher(piece_length, v1=v1, sha256=sha256)
+        _read(job, hasher, buf, progress)
+        out.append(hasher.finish() if job.whole else hasher._finish_region(job.offset))
+    return out
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    piece_length: int,
+    *,
+    v1: bool = True,
+    sha256: bool = False,
+    progress: ProgressCallback | None = None,
+) -> FileHashes:
+    """Hash one file in the calling thread.
+
+    Args:
+        path: the file.
+        piece_length: power of two, at least 16 KiB.
+        v1: also compute v1 (SHA-1) piece hashes.
+        sha256: also compute the whole-file SHA-256.
+        progress: called with the number of bytes hashed after each read.
+
+    Raises:
+        MissingFileError: the file does not exist or is not a regular file.
+        FileVerificationError: the file cannot be read or changed while it was read.
+        ValueError: bad ``piece_length``.
+    """
+    name = os.fsdecode(path)
+    hasher = FileHasher(piece_length, v1=v1, sha256=sha256)
+    st = _stat(name)
+    buf = _buffer(st.st_size)
+    _read(_Job(0, name, st.st_size, st.st_mtime_ns), hasher, buf, progress)
+    return hasher.finish()
+
+
+# --- many files on every core --------------------------------------------------------------------
+
+
+def _plan(
+    paths: Sequence[str],
+    stats: Sequence[os.stat_result],
+    piece_length: int,
+    split: bool,
+    workers: int,
+) -> list[list[_Job]]:
+    """Cut the work into tasks: regions of large files, batches of small files.
+
+    Tasks are returned largest first, so that the last tasks to run are short ones.
+    """
+    region = max(piece_length, _REGION_SIZE // piece_length * piece_length)
+    batch_files = max(1, min(_BATCH_FILES, -(-len(paths) // (4 * workers))))
+    tasks: list[list[_Job]] = []
+    batch: list[_Job] = []
+    batch_bytes = 0
+    for index, (path, st) in enumerate(zip(paths, stats, strict=True)):
+        size = st.st_size
+        if split and size > region:
+            for offset in range(0, size, region):
+                length = min(region, size - offset)
+                tasks.append([_Job(index, path, size, st.st_mtime_ns, offset, length)])
+            continue
+        batch.append(_Job(index, path, size, st.st_mtime_ns))
+        batch_bytes += size
+        if len(batch) >= batch_files or batch_bytes >= _BATCH_BYTES:
+            tasks.append(batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        tasks.append(batch)
+    tasks.sort(key=_task_bytes, reverse=True)  # stable: equal tasks keep file order
+    return tasks
+
+
+def _task_bytes(task: Sequence[_Job]) -> int:
+    return sum(job.size if job.whole else job.length for job in task)
+
+
+def _merge(regions: list[_RegionHashes], size: int, piece_length: int) -> FileHashes:
+    regions.sort(key=lambda r: r.offset)
+    layer = b"".join(r.piece_layer for r in regions)
+    nodes = [layer[i : i + HASH_SIZE] for i in range(0, len(layer), HASH_SIZE)]
+    v1: bytes | None = None
+    if regions[0].v1_pieces is not None:
+        v1 = b"".join(r.v1_pieces or b"" for r in regions)
+    return FileHashes(
+        size=size,
+        root=root_from_piece_layer(nodes, piece_length),
+        piece_layer=layer,
+        v1_pieces=v1,
+        v1_last_unpadded=regions[-1].v1_last_unpadded,
+    )
+
+
+def _can_fork() -> bool:
+    """True when worker processes can be forked safely: Linux, and no other thread running."""
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if multiprocessing.current_process().daemon:  # a daemonic process may not have children
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1  # counts threads Python does not know of
+    except OSError:
+        return False
+
+
+class _SerializedProgress:
+    """Calls the user's progress callback from one thread at a time."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self._callback(n)
+
+
+def hash_files(
+    paths: Sequence[str | os.PathLike[str]],
+    piece_length: int,
+    *,
+    v1: bool = True,
+    sha256: bool = False,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[FileHashes]:
+    """Hash many files on every core; the result is in the order of ``paths``.
+
+    Files larger than 64 MiB are cut into piece-aligned regions hashed in parallel (not when
+    ``sha256`` is requested: a whole-file SHA-256 is one sequential stream); smaller files are
+    batched. The result is the same as :func:`hash_file` on each path.
+
+    Args:
+        paths: the files.
+        piece_length: power of two, at least 16 KiB.
+        v1: also compute v1 (SHA-1) piece hashes.
+        sha256: also compute whole-file SHA-256 digests.
+        workers: how many threads or processes; default ``os.cpu_count()``.
+        progress: called with byte increments, never from two threads at once (with worker
+            processes, once per finished task, from the calling thread).
+
+    Raises:
+        MissingFileError: a file does not exist or is not a regular file.
+        FileVerificationError: a file cannot be read or changed while it was read.
+        ValueError: bad ``piece_length`` or ``workers``.
+    """
+    piece_height(piece_length)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    names = [os.fsdecode(p) for p in paths]
+    stats = [_stat(name) for name in names]
+    total = sum(st.st_size for st in stats)
+    report = _SerializedProgress(progress) if progress is not None else None
+
+    if workers == 1 or (total < _INLINE_BYTES and len(names) < _INLINE_FILES):
+        tasks = _plan(names, stats, piece_length, False, 1)
+        results = [_run_task(task, piece_length, v1, sha256, report) for task in tasks]
+    else:
+        tasks = _plan(names, stats, piece_length, not sha256, workers)
+        results = _run_parallel(tasks, piece_length, v1, sha256, workers, report)
+
+    whole: dict[int, FileHashes] = {}
+    regions: dict[int, list[_RegionHashes]] = {}
+    for task, task_results in zip(tasks, results, strict=True):
+        for job, result in zip(task, task_results, strict=True):
+            if isinstance(result, FileHashes):
+                whole[job.index] = result
+            else:
+                regions.setdefault(job.index, []).append(result)
+    for index, parts in regions.items():
+        whole[index] = _merge(parts, stats[index].st_size, piece_length)
+    return [whole[i] for i in range(len(names))]
+
+
+def _run_parallel(
+    tasks: list[list[_Job]],
+    piece_length: int,
+    v1: bool,
+    sha256: bool,
+    workers: int,
+    progress: ProgressCallback | None,
+) -> list[list[_Result]]:
+    """Run the tasks on a pool; return the results of each task, in task order."""
+    executor: Executor
+    small_files = sum(len(task) for task in tasks if task[0].whole)
+    if small_files >= _PROCESS_MIN_FILES and _can_fork():
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        in_worker = None  # progress is reported per finished task, from this thread
+    else:
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="owmanifest-hash")
+        in_worker = progress
+    with executor:
+        futures = {
+            executor.submit(_run_task, task, piece_length, v1, sha256, in_worker): task
+            for task in tasks
+        }
+        try:
+            for future in as_completed(futures):
+                future.result()  # the first failure stops everything
+                if in_worker is None and progress is not None:
+                    progress(_task_bytes(futures[future]))
+        except BaseException:
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        return [future.result() for future in futures]
