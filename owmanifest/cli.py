@@ -326,7 +326,10 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         from .manifest.document import load_document
 
         data = serialize_quads(list(load_document(data, source=str(target)).quads), fmt)
-    write_atomic(sidecar, result.torrent)
+    if result.torrent is not None:
+        write_atomic(sidecar, result.torrent)
+    else:
+        out.info("the dataset has no bytes at all: no torrent written")
     write_atomic(target, data)
     m = result.manifest
     if out.as_json:

@@ -51,8 +51,10 @@ class SkippedEntry:
 
 @dataclass(frozen=True)
 class BuildResult:
+    """The manifest (unsigned) and its sidecar torrent (``None`` when the dataset has no bytes)."""
+
     manifest: Manifest
-    torrent: bytes
+    torrent: bytes | None
     skipped: tuple[SkippedEntry, ...]
 
 
@@ -232,15 +234,20 @@ def build_manifest(
         root = None if h.root is None else Digest(BEP52, h.root)
         entries.append(FileEntry(path=f.path, size=h.size, root=root))
     name = default_torrent_name(dataset_id)
-    torrent = build_torrent(
-        name,
-        [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes, strict=True)],
-        piece_length,
-        hybrid=hybrid,
-        private=private,
-        trackers=trackers,
-    )
-    ih = info_hashes(torrent)
+    torrent: bytes | None = None
+    v1: str | None = None
+    v2: str | None = None
+    if total > 0:  # BitTorrent cannot describe a dataset without a single byte
+        torrent = build_torrent(
+            name,
+            [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes, strict=True)],
+            piece_length,
+            hybrid=hybrid,
+            private=private,
+            trackers=trackers,
+        )
+        ih = info_hashes(torrent)
+        v1, v2 = ih.v1, ih.v2
     manifest = Manifest(
         id=dataset_id,
         version=version,
@@ -248,9 +255,9 @@ def build_manifest(
         signers=tuple(unique_signers),
         threshold=threshold,
         piece_length=piece_length,
-        info_hash_v1=ih.v1,
-        info_hash_v2=ih.v2,
-        torrent_name=name,
+        info_hash_v1=v1,
+        info_hash_v2=v2,
+        torrent_name=name if torrent is not None else None,
         title=title,
         description=description,
         license=license,

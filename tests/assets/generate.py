@@ -87,6 +87,7 @@ def generate(out: Path) -> None:
     )
     unsigned = dumps(manifest_to_jsonld(result.manifest))
     (out / "unsigned.jsonld").write_bytes(unsigned)
+    assert result.torrent is not None
     (out / "unsigned.jsonld.torrent").write_bytes(result.torrent)
     doc = load_document(unsigned, source="unsigned.jsonld")
     one = sign_document(doc, ks["alice"], created=SIGNED_AT["alice"])  # type: ignore[arg-type]

@@ -204,3 +204,43 @@ def test_console_script_help() -> None:
     )
     assert result.returncode == 0
     assert "--trust" in result.stdout and "example" in result.stdout
+
+
+def test_create_dataset_without_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "empty-data"
+    data.mkdir()
+    (data / "a").write_bytes(b"")
+    (tmp_path / "link-target").write_bytes(b"x")
+    os.symlink(tmp_path / "link-target", data / "link")
+    m = tmp_path / "m.jsonld"
+    code, _, err = run(
+        capsys,
+        "create",
+        str(data),
+        "--id",
+        "https://x.org/empty",
+        "--version",
+        "1",
+        "--signer",
+        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+        "-o",
+        str(m),
+    )
+    assert code == 0, err
+    assert "skipped: link: symbolic link" in err
+    assert not Path(str(m) + ".torrent").exists()
+    code, _, err = run(
+        capsys,
+        "create",
+        str(data),
+        "--id",
+        "https://x.org/empty",
+        "--version",
+        "1",
+        "--strict",
+        "--signer",
+        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+        "-o",
+        str(tmp_path / "m2.jsonld"),
+    )
+    assert code == 2 and "symbolic link" in err
