@@ -1,0 +1,150 @@
+"""The owmeta integration's owmeta-core-independent half: manifest URLs, trust, ManifestSource.
+
+These run without the ``owmeta`` extra: ``owmanifest.integrations.owmeta`` imports without
+owmeta-core, and :class:`ManifestSource` (what both loaders use) is plain owmanifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from owmanifest.errors import FetchError, PolicyError, RollbackError, UsageError
+from owmanifest.integrations.owmeta import (
+    FetchOptions,
+    ManifestSource,
+    manifest_url,
+    trust_policy,
+)
+from owmanifest.manifest.builder import build_manifest
+from owmanifest.manifest.document import load_document
+from owmanifest.manifest.jsonld import dumps, manifest_to_jsonld
+from owmanifest.signing import sign_document
+from owmanifest.verify.truststore import TrustStore
+
+from .fixtures import DIDS, key
+from .transport_support import serve
+
+CREATED = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("owmanifest+https://h/b.jsonld", "https://h/b.jsonld"),
+        ("owmanifest+http://127.0.0.1:8/x/b.jsonld", "http://127.0.0.1:8/x/b.jsonld"),
+        ("owmanifest+file:///srv/b.jsonld", "file:///srv/b.jsonld"),
+        ("https://h/b.jsonld", "https://h/b.jsonld"),
+        ("file:///srv/b.jsonld", "file:///srv/b.jsonld"),
+    ],
+)
+def test_manifest_url(url: str, expected: str) -> None:
+    assert manifest_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["owmanifest+ftp://h/b", "owmanifest+file://otherhost/b", "owmanifest:b", "/srv/b"]
+)
+def test_manifest_url_refuses_other_urls(url: str) -> None:
+    with pytest.raises(UsageError, match="not the URL of a manifest"):
+        manifest_url(url)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"transports": ("ftp",)}, {"transports": ()}, {"stall_timeout": 0}, {"timeout": -1}],
+)
+def test_fetch_options_refuse_bad_settings(kwargs: dict[str, object]) -> None:
+    with pytest.raises(UsageError):
+        FetchOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_trust_policy_sources(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="no trusted keys"):
+        trust_policy(FetchOptions())
+    assert DIDS["bob"] in trust_policy(FetchOptions(trust=(DIDS["bob"],))).trusted
+    trust_file = tmp_path / "trust.json"
+    trust_file.write_text(
+        json.dumps({"type": "owmanifest-trust", "version": 1, "keys": [{"id": DIDS["carol"]}]})
+    )
+    policy = trust_policy(FetchOptions(trust_files=(str(trust_file),)))
+    assert policy.trusted == {DIDS["carol"]}
+    TrustStore.default().add(DIDS["alice"])
+    assert trust_policy(FetchOptions()).trusted == {DIDS["alice"]}
+    TrustStore.default().revoke(DIDS["carol"], reason="test")
+    revoked = trust_policy(FetchOptions(trust_files=(str(trust_file),)))
+    assert DIDS["carol"] in revoked.revoked and DIDS["carol"] not in revoked.trusted
+
+
+def _publish(root: Path, version: int, mirror: str) -> Path:
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "a.csv").write_text(f"version,{version}\n" * 100)
+    (data / "sub").mkdir(exist_ok=True)
+    (data / "sub" / "b.bin").write_bytes(bytes(range(256)) * 300)
+    built = build_manifest(
+        data,
+        dataset_id="https://openworm.org/data/source-test",
+        version=version,
+        signers=[DIDS["alice"]],
+        threshold=1,
+        mirrors=[mirror + "data/"],
+        created=CREATED,
+    )
+    signed = sign_document(
+        load_document(dumps(manifest_to_jsonld(built.manifest)), source="s.jsonld"),
+        key("alice"),
+        created=CREATED,
+    )
+    path = root / f"v{version}.jsonld"
+    path.write_bytes(signed)
+    assert built.torrent is not None
+    (root / f"v{version}.jsonld.torrent").write_bytes(built.torrent)
+    return path
+
+
+def test_manifest_source_verifies_then_fetches_over_http(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve(site) as server:
+        _publish(site, 2, server.url())
+        TrustStore.default().add(DIDS["alice"])
+        source = ManifestSource(
+            f"owmanifest+{server.url()}v2.jsonld", FetchOptions(transports=("http",))
+        )
+        vm = source.verified()
+        assert vm.manifest.version == 2 and vm.signers == (DIDS["alice"],)
+        dest = source.fetch(tmp_path / "dest")
+        assert (dest / "a.csv").read_text() == (site / "data" / "a.csv").read_text()
+        assert (dest / "sub" / "b.bin").read_bytes() == (
+            site / "data" / "sub" / "b.bin"
+        ).read_bytes()
+
+        # rollback protection: version 2 is recorded, version 1 is now refused
+        _publish(site, 1, server.url())
+        with pytest.raises(RollbackError, match="older"):
+            ManifestSource(f"owmanifest+{server.url()}v1.jsonld").verified()
+
+        missing = ManifestSource(f"owmanifest+{server.url()}nope.jsonld")
+        with pytest.raises(FetchError) as info:
+            missing.verified()
+        assert info.value.observed == "HTTP 404"
+        with pytest.raises(FetchError):  # the failure is remembered, not retried
+            missing.verified()
+
+
+def test_manifest_source_refuses_an_untrusted_manifest_before_any_transfer(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve(site) as server:
+        _publish(site, 1, server.url())
+        TrustStore.default().add(DIDS["bob"])
+        source = ManifestSource(f"owmanifest+{server.url()}v1.jsonld")
+        with pytest.raises(PolicyError, match="trusted signatures"):
+            source.fetch(tmp_path / "dest")
+        assert not (tmp_path / "dest").exists()
+        assert [r.path for r in server.requests] == ["v1.jsonld"]
