@@ -136,7 +136,37 @@ def _run(base: Path, *, say: Callable[[str], None], quiet: bool) -> int:
         "verify", str(trig), *trust
     ):
         return EXIT_VERIFICATION_FAILED
-    step("9. flip one byte in movement/worm-track.bin (expected to FAIL)")
+    step("9. seed over BitTorrent on loopback; a second session fetches into a fresh directory")
+    from .manifest.document import read_document
+    from .transport.bittorrent import Seeder
+    from .verify.manifest import check_proofs
+    from .verify.policy import TrustPolicy
+
+    model, _, _ = check_proofs(read_document(manifest), TrustPolicy())
+    torrent = Path(str(manifest) + ".torrent").read_bytes()
+    copy = base / "fetched"
+    with Seeder(model, torrent, data, listen="127.0.0.1:0", dht=False) as seeder:
+        seeder.wait_ready(timeout=120)
+        say(f"$ owmanifest seed {manifest} {data} --listen 127.0.0.1:0 --no-dht")
+        say(seeder.magnet_uri)
+        code = run(
+            "fetch",
+            str(manifest),
+            str(copy),
+            *trust,
+            "--transport",
+            "bittorrent",
+            "--peer",
+            f"127.0.0.1:{seeder.port}",
+            "--no-dht",
+            "--listen",
+            "127.0.0.1:0",
+            "--stall-timeout",
+            "120",
+        )
+    if code != EXIT_OK:
+        return EXIT_VERIFICATION_FAILED
+    step("10. flip one byte in movement/worm-track.bin (expected to FAIL)")
     target = data / "movement" / "worm-track.bin"
     raw = bytearray(target.read_bytes())
     raw[1_000_000] ^= 0x01

@@ -54,6 +54,8 @@ _BUILTINS: dict[str, str] = {
     "http": "owmanifest.transport.http:HttpTransport",
     "https": "owmanifest.transport.http:HttpTransport",
     "file": "owmanifest.transport.local:LocalTransport",
+    "magnet": "owmanifest.transport.bittorrent:BitTorrentTransport",
+    "bittorrent": "owmanifest.transport.bittorrent:BitTorrentTransport",
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
