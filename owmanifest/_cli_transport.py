@@ -77,7 +77,6 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         verify_with_state,
     )
     from .errors import VerificationError
-    from .manifest.torrent import parse_torrent
     from .transport import IncompleteFetchError, fetch, open_sources
     from .verify.tree import verify_tree
 
@@ -109,22 +108,31 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     torrent = _sidecar(args)
     piece_layers: dict[bytes, bytes] = {}
     if torrent is not None:
-        parsed = parse_torrent(torrent, source=args.torrent or args.manifest + ".torrent")
-        piece_layers = dict(parsed.piece_layers)
-    wanted = set(args.transport or ["bittorrent", "http", "file"])
-    unknown = wanted - {"bittorrent", "magnet", "http", "https", "file"}
-    sources: list[Any] = []
-    if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
-        from .transport.bittorrent import BitTorrentTransport
+        from .transport.bittorrent import check_torrent
 
-        sources.append(BitTorrentTransport(torrent=torrent, **_bittorrent_options(args)))
+        # The sidecar is authenticated only by the signed manifest: check it before any use.
+        piece_layers = dict(check_torrent(m, torrent).piece_layers)
+    wanted = set(args.transport or ["bittorrent", "http", "file"])
+    sources: list[Any] = []
+    bt: Any = None
+    if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
+        if args.no_dht and not (args.peer or args.tracker or m.trackers):
+            out.info(
+                "BitTorrent skipped: --no-dht with no --peer and no tracker leaves no way to "
+                "find peers"
+            )
+        else:
+            from .transport.bittorrent import BitTorrentTransport
+
+            bt = BitTorrentTransport(torrent=torrent, **_bittorrent_options(args))
+            sources.append(bt)
     mirrors = list(args.mirror or [])
     if not args.no_manifest_mirrors:
         mirrors += [u for u in m.mirrors if u not in mirrors]
     other = wanted - {"bittorrent", "magnet"}
     if mirrors and other:
         sources += open_sources(
-            mirrors, schemes=sorted(other | unknown), link=args.link, token_env=args.token_env
+            mirrors, schemes=sorted(other), link=args.link, token_env=args.token_env
         )
     if not sources:
         raise UsageError(
@@ -154,6 +162,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         progress.close()
         for s in sources:
             s.close()
+        _report_swarm(bt, out, result)
     result["fetch"] = report.to_json()
     tree = verify_tree(vm, args.dest, files=files)
     out.status(
@@ -165,6 +174,26 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     if out.as_json:
         out.data(result)
     return EXIT_OK
+
+
+def _report_swarm(bt: Any, out: Any, result: dict[str, Any]) -> None:
+    """Tell what the swarm did wrong: pieces that failed their hash check, peers banned."""
+    stats = getattr(bt, "last_stats", None)
+    if stats is None:
+        return
+    if stats.hash_failures:
+        out.info(
+            f"BitTorrent: {stats.hash_failures} piece(s) failed their hash check and were "
+            f"fetched again; banned peers: {', '.join(stats.banned_peers) or 'none'}"
+        )
+    for problem in stats.problems:
+        out.info(f"BitTorrent: {problem}")
+    result["bittorrent"] = {
+        "hashFailures": stats.hash_failures,
+        "bannedPeers": list(stats.banned_peers),
+        "resumed": stats.resumed,
+        "problems": list(stats.problems),
+    }
 
 
 def cmd_seed(args: argparse.Namespace, out: Any) -> int:

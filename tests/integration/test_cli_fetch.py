@@ -162,3 +162,103 @@ def test_fetch_only_liars_fails_cleanly(
     # nothing unverified at a final path
     for rel, data in _tree(dest).items():
         assert data == (ASSETS / "dataset" / rel).read_bytes()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.network
+def test_seed_and_fetch_over_bittorrent_from_the_command_line(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("libtorrent")
+    port = _free_port()
+    seeder = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "owmanifest",
+            "seed",
+            manifest,
+            str(ASSETS / "dataset"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--no-dht",
+            "--duration",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert seeder.stdout is not None
+        magnet = seeder.stdout.readline()
+        assert magnet.startswith("magnet:?xt=urn:btih:"), (
+            seeder.stderr.read() if seeder.stderr else ""
+        )
+        dest = tmp_path / "dest"
+        code, out, err = run(
+            capsys,
+            "fetch",
+            manifest,
+            str(dest),
+            *TRUST,
+            "--transport",
+            "bittorrent",
+            "--peer",
+            f"127.0.0.1:{port}",
+            "--no-dht",
+            "--listen",
+            "127.0.0.1:0",
+            "--stall-timeout",
+            "120",
+            "--json",
+        )
+        assert code == 0, err
+        assert json.loads(out)["bittorrent"]["hashFailures"] == 0
+        assert _tree(dest) == _tree(ASSETS / "dataset")
+    finally:
+        seeder.terminate()
+        seeder.wait(60)
+
+
+def test_fetch_refuses_a_forged_sidecar(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sidecar = Path(manifest + ".torrent")
+    raw = bytearray(sidecar.read_bytes())
+    i = raw.find(b"4:name")
+    raw[i + 8] ^= 0x01  # change the torrent's name: another info-hash
+    sidecar.write_bytes(bytes(raw))
+    code, _, err = run(
+        capsys, "fetch", manifest, str(tmp_path / "d"), *TRUST, "--mirror", str(ASSETS / "dataset")
+    )
+    assert code in (1, 2)
+    assert "Traceback" not in err
+    assert not (tmp_path / "d").exists() or _tree(tmp_path / "d") == {}
+
+
+def test_no_dht_without_peers_skips_bittorrent(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys,
+        "fetch",
+        manifest,
+        str(tmp_path / "d"),
+        *TRUST,
+        "--no-dht",
+        "--mirror",
+        str(ASSETS / "dataset"),
+    )
+    assert code == 0, err
+    assert "BitTorrent skipped" in err
