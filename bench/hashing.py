@@ -169,7 +169,7 @@ def bench(
     label: str, target: Path, paths: Sequence[Path], runs: int, has_lt: bool
 ) -> tuple[int, int, list[Result]]:
     total = sum(p.stat().st_size for p in paths)
-    piece_length = choose_piece_length(total)
+    piece_length = choose_piece_length(total, sum(1 for p in paths if p.stat().st_size))
     root = target if target.is_dir() else target.parent
     results = [
         measure("hashlib sha256 (1 stream)", lambda: hashlib_stream(paths), runs),

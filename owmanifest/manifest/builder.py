@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from .._gc import paused_gc
 from ..errors import InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
 from .model import DID_KEY_RE, FileEntry, Manifest
@@ -63,6 +64,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+@paused_gc
 def scan_directory(
     directory: str | os.PathLike[str], *, strict: bool = False
 ) -> tuple[list[ScannedFile], list[SkippedEntry]]:
@@ -149,6 +151,7 @@ def _check_dataset_id(dataset_id: str) -> None:
         )
 
 
+@paused_gc
 def build_manifest(
     directory: str | os.PathLike[str],
     *,
@@ -188,7 +191,7 @@ def build_manifest(
         FileVerificationError: a file changed or vanished while it was hashed.
     """
     from .hashing import hash_files
-    from .torrent import TorrentFile, build_torrent, choose_piece_length, info_hashes
+    from .torrent import TorrentFile, build_torrent_with_hashes, choose_piece_length
 
     _check_dataset_id(dataset_id)
     if version < 1:
@@ -212,7 +215,7 @@ def build_manifest(
     files, skipped = scan_directory(directory, strict=strict)
     total = sum(f.size for f in files)
     if piece_length is None:
-        piece_length = choose_piece_length(total)
+        piece_length = choose_piece_length(total, sum(1 for f in files if f.size))
     elif piece_length < 16384 or piece_length & (piece_length - 1):
         raise UsageError(
             "piece length must be a power of two of at least 16 KiB", observed=piece_length
@@ -238,7 +241,7 @@ def build_manifest(
     v1: str | None = None
     v2: str | None = None
     if total > 0:  # BitTorrent cannot describe a dataset without a single byte
-        torrent = build_torrent(
+        torrent, ih = build_torrent_with_hashes(
             name,
             [TorrentFile(f.path, h.size, h) for f, h in zip(files, hashes, strict=True)],
             piece_length,
@@ -246,7 +249,6 @@ def build_manifest(
             private=private,
             trackers=trackers,
         )
-        ih = info_hashes(torrent)
         v1, v2 = ih.v1, ih.v2
     manifest = Manifest(
         id=dataset_id,

@@ -30,6 +30,7 @@ from typing import Final, Literal
 
 import pyoxigraph
 
+from .._gc import paused_gc
 from ..errors import CanonicalizationError
 from .digest import Digest
 
@@ -65,6 +66,7 @@ _Node = pyoxigraph.BlankNode
 _Label = tuple[str, object]
 
 
+@paused_gc
 def canonical_nquads(
     quads: Iterable[pyoxigraph.Quad],
     *,
@@ -92,6 +94,13 @@ def canonical_nquads(
             (a possible poison graph), or RDF 1.2 triple terms (not defined by RDFC-1.0).
     """
     where = _where(source)
+    if not isinstance(quads, (list, tuple)):
+        quads = list(quads)
+    data = _nquads(quads)
+    if b"_:" not in data and b"<<" not in data:
+        # No blank node (serialized "_:x") and no triple term ("<<( ... )>>") anywhere, not
+        # even inside a literal: the fast path below, without a Python loop over the quads.
+        return _sorted_lines(data)
     unique = list(dict.fromkeys(quads))
     blank: set[_Node] = set()
     for quad in unique:
@@ -172,8 +181,11 @@ def _sorted_lines(data: bytes) -> bytes:
     # Split on "\n" only: canonical N-Quads escapes "\n" and "\r" in literals, but other line
     # separators (U+000B, U+000C, U+0085, U+2028, ...) appear raw. UTF-8 byte order is code
     # point order.
-    lines = {line for line in data.split(b"\n") if line}
-    return b"".join(line + b"\n" for line in sorted(lines))
+    # De-duplicated keeping the input order: documents list their statements nearly sorted
+    # already, which Python's sort (timsort) turns into a ten times faster sort than a set's.
+    lines = dict.fromkeys(data.split(b"\n"))
+    lines.pop(b"", None)
+    return b"\n".join(sorted(lines)) + b"\n" if lines else b""
 
 
 class _WorkExceeded(Exception):

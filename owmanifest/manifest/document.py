@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._gc import paused_gc
 from ..errors import InvalidManifestError
 from . import vocab as v
 from .digest import BEP52, Digest
@@ -124,6 +125,7 @@ def _check_context(doc: Any, source: str) -> None:
         )
 
 
+@paused_gc
 def load_document(data: bytes, *, source: str, format: str | None = None) -> ManifestDocument:
     """Parse a manifest document.
 
@@ -187,6 +189,7 @@ def read_document(path: str | os.PathLike[str], *, format: str | None = None) ->
 
 # --- RDF -> model -------------------------------------------------------------------------------
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}").fullmatch
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DATETIME = re.compile(
@@ -239,7 +242,7 @@ class _Node:
         text = self.literal(prop, v.XSD_INTEGER, required=required)
         if text is None:
             return None
-        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text):
+        if not _INTEGER(text):
             raise self._bad(prop, "is not a valid integer", observed=text[:40])
         value = int(text)
         if value < minimum:
@@ -268,6 +271,7 @@ def _absolute_iri(iri: str, source: str) -> str:
     return iri
 
 
+@paused_gc
 def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Manifest:
     """Extract the :class:`Manifest` from a document's quads **without** its proofs.
 
@@ -279,28 +283,32 @@ def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Man
 
     nodes: dict[str, _Node] = {}
     manifests: list[str] = []
+    # pyoxigraph's term classes cannot be subclassed: exact type checks are isinstance checks
+    default_graph, blank_node, named_node = ox.DefaultGraph, ox.BlankNode, ox.NamedNode
     for q in quads:
-        if not isinstance(q.graph_name, ox.DefaultGraph):
+        s, p, o, g = q
+        if type(g) is not default_graph:
             raise InvalidManifestError(
                 "the manifest body contains a named graph that is not a proof",
                 path=source,
                 observed=str(q.graph_name),
             )
-        s, p, o = q.subject, q.predicate, q.object
-        if isinstance(s, ox.BlankNode) or isinstance(o, ox.BlankNode):
+        if type(s) is blank_node or type(o) is blank_node:
             raise InvalidManifestError(
                 "the manifest body contains a blank node (every node must be an IRI)",
                 path=source,
                 observed=str(q)[:200],
             )
-        if not isinstance(s, ox.NamedNode):
+        if type(s) is not named_node:
             raise InvalidManifestError("unsupported subject", path=source, observed=str(s)[:200])
-        node = nodes.get(s.value)
+        subject = s.value
+        node = nodes.get(subject)
         if node is None:
-            node = nodes[s.value] = _Node(s.value, source)
-        node.props[p.value].append(o)
-        if p.value == v.RDF_TYPE and isinstance(o, ox.NamedNode) and o.value == v.OWM_MANIFEST:
-            manifests.append(s.value)
+            node = nodes[subject] = _Node(subject, source)
+        predicate = p.value
+        node.props[predicate].append(o)
+        if predicate == v.RDF_TYPE and type(o) is named_node and o.value == v.OWM_MANIFEST:
+            manifests.append(subject)
     if len(manifests) != 1:
         raise InvalidManifestError(
             "a manifest document describes exactly one owm:Manifest",

@@ -7,7 +7,10 @@ canonical form of the RDF it denotes (see :mod:`owmanifest.manifest.canonical`).
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +26,13 @@ MAX_INT_DIGITS = 20
 
 def file_iri(dataset_id: str, path: str) -> str:
     """The IRI of a file node: the dataset id with the percent-encoded path as fragment."""
-    return f"{dataset_id}#{quote(path, safe='/')}"
+    if _UNRESERVED_PATH(path) is None:  # most paths: nothing to encode, skip quote()
+        path = quote(path, safe="/")
+    return f"{dataset_id}#{path}"
+
+
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
+"""Paths that :func:`urllib.parse.quote` with ``safe="/"`` leaves unchanged."""
 
 
 def manifest_to_jsonld(manifest: Manifest) -> dict[str, Any]:
@@ -74,8 +83,40 @@ def manifest_to_jsonld(manifest: Manifest) -> dict[str, Any]:
 
 
 def dumps(document: dict[str, Any]) -> bytes:
-    """Serialize a JSON-LD document: UTF-8, 2-space indent, trailing newline."""
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """Serialize a JSON-LD document: UTF-8, 2-space indent, trailing newline.
+
+    The bytes are exactly ``json.dumps(document, indent=2, ensure_ascii=False) + "\\n"``;
+    the ``files`` array, where the bulk of a large manifest is, is written by a faster path
+    (Python's C encoder does not indent).
+    """
+    files = document.get("files") if type(document) is dict else None
+    if type(files) is not list or len(files) < 2:
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    marker = f"owmanifest-files-{uuid.uuid4().hex}"
+    head = json.dumps({**document, "files": marker}, indent=2, ensure_ascii=False)
+    quoted = _encode_string(marker)
+    if head.count(quoted) != 1:  # the marker cannot be anywhere else; be sure anyway
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    items = ",\n    ".join([_dumps_file(f) for f in files])
+    return (head.replace(quoted, f"[\n    {items}\n  ]") + "\n").encode("utf-8")
+
+
+_encode_string: Any = json.encoder.encode_basestring  # the C function, as json.dumps uses it
+
+
+def _dumps_file(item: Any) -> str:
+    """One element of the top-level ``files`` array, as ``json.dumps(indent=2)`` puts it there."""
+    if type(item) is dict and item:
+        enc = _encode_string
+        lines = []
+        for key, value in item.items():
+            kind = type(value)
+            if type(key) is not str or (kind is not str and kind is not int):
+                break
+            lines.append(f"      {enc(key)}: {enc(value) if kind is str else int.__repr__(value)}")
+        else:
+            return "{\n" + ",\n".join(lines) + "\n    }"
+    return json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -109,6 +150,38 @@ def _reject_constant(name: str) -> Any:
     raise _BadConstant(name)
 
 
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+"""A JSON string, or an unterminated one up to the end (escapes: a backslash and any byte)."""
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
+_DEPTH_CHUNK = 1 << 20
+
+
+def _nesting_exceeds(data: bytes, limit: int) -> bool:
+    """Whether brackets outside JSON strings nest deeper than ``limit`` anywhere in ``data``.
+
+    The same answer as a scan character by character (which counts every ``[``/``{`` up and
+    every ``]``/``}`` down outside strings, a backslash escaping the next character inside one),
+    for valid and invalid JSON alike, at the speed of C: strings are cut out (by splitting on
+    quotes when the text has no backslash, else with a regular expression), the brackets left
+    become +1/-1 bytes and their running sum is checked a chunk at a time.
+    """
+    if b"\\" not in data:
+        # no escapes: every other quote ends a string
+        outside = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[0::2])
+    else:
+        outside = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    steps = memoryview(outside.translate(_DEPTH_STEPS)).cast("b")
+    depth = 0
+    for start in range(0, len(steps), _DEPTH_CHUNK):
+        running = list(itertools.accumulate(steps[start : start + _DEPTH_CHUNK], initial=depth))
+        if max(running) > limit:
+            return True
+        depth = running[-1]
+    return False
+
+
 def loads_json(data: bytes, *, source: str) -> Any:
     """Parse JSON strictly: UTF-8 only, no duplicate keys, no NaN/Infinity, bounded numbers/depth.
 
@@ -124,29 +197,7 @@ def loads_json(data: bytes, *, source: str) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     # Cheap pre-check so that deeply nested input cannot exhaust the recursion limit.
-    depth = 0
-    deepest = 0
-    in_string = False
-    escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_JSON_DEPTH:
-                    break
-        elif ch in "]}":
-            depth -= 1
-    if deepest > MAX_JSON_DEPTH:
+    if _nesting_exceeds(data, MAX_JSON_DEPTH):
         raise InvalidManifestError(
             "JSON nested too deeply",
             path=source,

@@ -8,6 +8,7 @@ prefix directory of another file's path (``a`` and ``a/b`` cannot both be files)
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -17,6 +18,7 @@ __all__ = ["case_key", "check_path", "check_paths"]
 
 _MAX_PATH_BYTES = 4096
 _MAX_SEGMENT_BYTES = 255
+_CONTROL = re.compile("[\x00-\x1f\x7f]").search
 
 
 def check_path(path: str, *, source: str | None = None) -> str:
@@ -44,7 +46,7 @@ def check_path(path: str, *, source: str | None = None) -> str:
         raise bad("not valid UTF-8 (lone surrogate)") from exc
     if len(encoded) > _MAX_PATH_BYTES:
         raise bad("too long", f"{len(encoded)} bytes")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL(path):
         raise bad("contains a NUL or control character")
     if "\\" in path:
         raise bad("contains a backslash")
@@ -52,7 +54,7 @@ def check_path(path: str, *, source: str | None = None) -> str:
         raise bad("absolute path")
     if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
         raise bad("looks like a Windows drive path")
-    if unicodedata.normalize("NFC", path) != path:
+    if not unicodedata.is_normalized("NFC", path):
         raise bad("not in Unicode NFC", repr(unicodedata.normalize("NFC", path)))
     for segment in path.split("/"):
         if segment in ("", ".", ".."):

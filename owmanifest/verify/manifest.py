@@ -19,7 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..errors import ExpiredError, PolicyError, RollbackError, SignatureError
+from .._gc import paused_gc
+from ..errors import (
+    ExpiredError,
+    InvalidManifestError,
+    PolicyError,
+    RollbackError,
+    SignatureError,
+)
 from ..manifest.canonical import canonical_nquads
 from ..manifest.digest import Digest
 from ..manifest.document import ManifestDocument, load_document, manifest_from_quads
@@ -62,9 +69,34 @@ def _as_document(document: ManifestDocument | bytes, source: str) -> ManifestDoc
     return document
 
 
+def _check_links(graphs: Sequence[ProofGraph], dataset_id: str, source: str) -> None:
+    """Every proof must hang off the manifest node: ``<dataset> sec:proof _:g``.
+
+    ``split_proofs`` takes a ``sec:proof`` of any subject as a proof link and leaves it out of
+    the signed body, so a link from another node would be an unsigned statement.
+
+    Raises:
+        InvalidManifestError: a proof linked from another subject.
+    """
+    import pyoxigraph
+
+    dataset = pyoxigraph.NamedNode(dataset_id)
+    for graph in graphs:
+        for quad in graph.statements:
+            if isinstance(quad.graph_name, pyoxigraph.DefaultGraph) and quad.subject != dataset:
+                raise InvalidManifestError(
+                    "a proof is attached to another node than the manifest",
+                    path=source,
+                    expected=f"<{dataset_id}> sec:proof ...",
+                    observed=str(quad)[:200],
+                )
+
+
+@paused_gc
 def _check(document: ManifestDocument) -> _Checked:
     body, graphs = split_proofs(document.quads)
     manifest = manifest_from_quads(body, source=document.source)
+    _check_links(graphs, manifest.id, document.source)
     canonical = canonical_nquads(body, source=document.source)
     digest = Digest("rdfc-sha256", hashlib.sha256(canonical).digest())
     proofs = []

@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import pyoxigraph
 
+from .._gc import paused_gc
 from ..errors import CanonicalizationError, InvalidManifestError, SignatureError, UsageError
 from ..manifest import vocab as v
 from ..manifest.canonical import canonical_nquads
@@ -145,6 +146,7 @@ class VerifiedProof:
     proof: ProofGraph
 
 
+@paused_gc
 def split_proofs(
     quads: Iterable[pyoxigraph.Quad], document: str | None = None
 ) -> tuple[list[pyoxigraph.Quad], list[ProofGraph]]:
@@ -588,6 +590,13 @@ def _read_proof(
         isinstance(t, pyoxigraph.Literal) and t.datatype != _XSD_DATETIME for t in created_terms
     ):
         problems.append("created is not an xsd:dateTime literal")
+    # proofValue is not signed (it is the signature): its datatype must be pinned, or the
+    # same signature could be restated in other forms that all verify.
+    if any(
+        isinstance(t, pyoxigraph.Literal) and t.datatype.value != v.SEC_MULTIBASE
+        for t in values.get(v.SEC_PROOF_VALUE, [])
+    ):
+        problems.append("proofValue is not a sec:multibase literal")
     previous = tuple(
         sorted(
             t.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 from ..errors import FileVerificationError, UsageError
 from ..manifest.builder import STATE_DIR_NAME
 from ..manifest.model import FileEntry, Manifest
+from .hashcache import HashCache, stat_key
 from .result import FileProblem, TreeReport, VerifiedManifest
 
 __all__ = ["check_tree", "verify_tree"]
@@ -35,6 +37,28 @@ def _extra_files(directory: Path, expected: set[str]) -> list[str]:
     return sorted(extra)
 
 
+def _update_cache(
+    cache: HashCache,
+    root: Path,
+    hashed: Sequence[FileEntry],
+    before: dict[str, os.stat_result],
+    problems: Sequence[FileProblem],
+) -> None:
+    """Record the files that were hashed and verified, if unchanged since they were listed."""
+    unchanged = []
+    for entry in hashed:
+        try:
+            after = os.lstat(root / entry.path)
+        except OSError:
+            continue
+        if stat_key(after) == stat_key(before[entry.path]):
+            unchanged.append((entry, after))
+    cache.forget(p.path for p in problems)
+    cache.record(unchanged)
+    with contextlib.suppress(OSError):  # an unwritable cache only means hashing next time
+        cache.save()
+
+
 def verify_tree(
     verified: VerifiedManifest,
     directory: str | os.PathLike[str],
@@ -43,6 +67,7 @@ def verify_tree(
     strict: bool = False,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    fast: bool = False,
 ) -> TreeReport:
     """Check that ``directory`` holds the files of a verified manifest, byte for byte.
 
@@ -52,6 +77,9 @@ def verify_tree(
 
     Args:
         files: check only these entries (default: all).
+        fast: trust the hash cache (:mod:`owmanifest.verify.hashcache`) for files whose size,
+            mtime, ctime, inode and device are those they had when they last verified here;
+            hash the others. Without it every byte is hashed (the cache is not even read).
 
     Returns:
         The report, when everything verified.
@@ -69,6 +97,7 @@ def verify_tree(
         strict=strict,
         workers=workers,
         progress=progress,
+        fast=fast,
     )
 
 
@@ -80,6 +109,7 @@ def check_tree(
     strict: bool = False,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    fast: bool = False,
 ) -> TreeReport:
     """Check ``directory`` against a manifest whose signatures may not be checked yet.
 
@@ -94,6 +124,9 @@ def check_tree(
     entries = tuple(manifest.files if files is None else files)
     problems: list[FileProblem] = []
     to_hash: list[FileEntry] = []
+    cache = HashCache.load(manifest.id, root) if fast else None
+    cached: list[FileEntry] = []
+    stats: dict[str, os.stat_result] = {}
     for entry in entries:
         local = root / entry.path
         try:
@@ -110,8 +143,13 @@ def check_tree(
             problems.append(FileProblem(entry.path, "not-a-file", "regular file", "other"))
         elif st.st_size != entry.size:
             problems.append(FileProblem(entry.path, "size", str(entry.size), str(st.st_size)))
+        elif cache is not None and cache.is_fresh(entry, st):
+            cached.append(entry)  # verified before, and not touched since: not read again
+            if progress is not None:
+                progress(entry.size)
         else:
             to_hash.append(entry)
+            stats[entry.path] = st
     if to_hash:
         results: list[FileHashes] | None
         try:
@@ -159,6 +197,10 @@ def check_tree(
                 good.append(entry)
     else:
         good = []
+    if cache is not None:
+        _update_cache(cache, root, good, stats, problems)
+        passed = {e.path for e in (*good, *cached)}
+        good = [e for e in entries if e.path in passed]
     extra = tuple(_extra_files(root, {e.path for e in manifest.files})) if files is None else ()
     if strict:
         problems.extend(FileProblem(p, "extra", "not present", "present") for p in extra)

@@ -1,0 +1,380 @@
+"""The performance fast paths give exactly the results of the straightforward code they skip.
+
+Each fast path (schema check of the ``files`` array, JSON nesting pre-check, JSON-LD writer,
+canonical N-Quads without blank nodes, hashing a small file from one buffer, info-hashes
+without re-decoding, pad entries, file IRIs) is compared with the slow path on tables of
+cases and on generated inputs.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pyoxigraph
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import owmanifest.schemas as schemas
+from owmanifest._gc import paused_gc
+from owmanifest.errors import InvalidManifestError
+from owmanifest.manifest import canonical
+from owmanifest.manifest.bencode import bencode
+from owmanifest.manifest.hashing import FileHasher, hash_file, hash_files
+from owmanifest.manifest.jsonld import _nesting_exceeds, dumps, file_iri, loads_json
+from owmanifest.manifest.torrent import (
+    MIN_PIECE_LENGTH,
+    TorrentFile,
+    _pad_entry,
+    build_torrent,
+    build_torrent_with_hashes,
+    choose_piece_length,
+    info_hashes,
+)
+
+from .test_document import BAD_JSON, doc_bytes
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# --- schema: the files array --------------------------------------------------------------------
+
+
+def _message(instance: Any, monkeypatch: pytest.MonkeyPatch, fast: bool) -> str | None:
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(schemas, "_files_valid", lambda instance: False)
+        try:
+            schemas.validate(instance, "manifest", source="m.jsonld")
+        except InvalidManifestError as exc:
+            return f"{exc} | {exc.expected} | {exc.observed}"
+    return None
+
+
+def _file_edit(key: str, value: Any) -> dict[str, Any]:
+    doc = json.loads(doc_bytes())
+    if value is _DELETE:
+        del doc["files"][0][key]
+    else:
+        doc["files"][0][key] = value
+    return dict(doc)
+
+
+_DELETE = object()
+BAD_FILES: dict[str, Any] = {
+    "size-float": _file_edit("byteSize", 3.0),  # valid for jsonschema: an integer
+    "size-bool": _file_edit("byteSize", True),
+    "size-negative": _file_edit("byteSize", -1),
+    "size-string": _file_edit("byteSize", "3"),
+    "size-missing": _file_edit("byteSize", _DELETE),
+    "id-missing": _file_edit("id", _DELETE),
+    "id-not-iri": _file_edit("id", "no scheme"),
+    "id-number": _file_edit("id", 5),
+    "path-empty": _file_edit("path", ""),
+    "path-number": _file_edit("path", 1),
+    "type-other": _file_edit("type", "Folder"),
+    "type-list": _file_edit("type", ["File"]),
+    "root-upper": _file_edit("merkleRoot", "bep52:" + "AB" * 32),
+    "root-newline": _file_edit("merkleRoot", "bep52:" + "ab" * 32 + "\n"),  # re.search's $
+    "root-null": _file_edit("merkleRoot", None),
+    "extension-key": _file_edit("owm:note", "kept"),  # valid, through jsonschema
+    "unknown-key": _file_edit("colour", "red"),
+    "files-not-list": {**json.loads(doc_bytes()), "files": {"a": 1}},
+    "file-not-object": {**json.loads(doc_bytes()), "files": ["a"]},
+    "not-object": ["files"],
+}
+
+
+@pytest.mark.parametrize("instance", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_files_fast_path_gives_jsonschema_messages(
+    instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _message(instance, monkeypatch, fast=True) == _message(instance, monkeypatch, False)
+
+
+@pytest.mark.parametrize("data", BAD_JSON.values(), ids=BAD_JSON.keys())
+def test_bad_documents_get_the_same_messages(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        instance = loads_json(data, source="m.jsonld")
+    except InvalidManifestError:
+        return
+    assert _message(instance, monkeypatch, fast=True) == _message(instance, monkeypatch, False)
+
+
+def test_fast_path_accepts_only_valid_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = json.loads(doc_bytes())
+    assert schemas._files_valid(good)
+    for name, instance in BAD_FILES.items():
+        if schemas._files_valid(instance):  # then jsonschema must accept it too
+            assert _message(instance, monkeypatch, fast=False) is None, name
+
+
+# --- JSON nesting pre-check ---------------------------------------------------------------------
+
+
+def _reference_nesting(text: str, limit: int) -> bool:
+    """The character-by-character scan the fast check replaced."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest > limit
+
+
+@SETTINGS
+@given(st.text(alphabet='[]{}"\\a,:é\n', max_size=60), st.integers(0, 6))
+def test_nesting_check_matches_a_character_scan(text: str, limit: int) -> None:
+    assert _nesting_exceeds(text.encode("utf-8"), limit) == _reference_nesting(text, limit)
+
+
+def test_nesting_check_across_chunks() -> None:
+    deep = b"[" * 33 + b"]" * 33
+    assert _nesting_exceeds(b" " * (3 << 20) + deep, 32)
+    assert not _nesting_exceeds(b"[]" * (2 << 20), 32)
+    with pytest.raises(InvalidManifestError, match="nested too deeply"):
+        loads_json(b'{"a": "\\"' + b"[" * 40 + b'"}' + b"[" * 40, source="x")
+    assert loads_json(b'{"a": "' + b"[" * 40 + b'"}', source="x") == {"a": "[" * 40}
+
+
+# --- JSON-LD writer -----------------------------------------------------------------------------
+
+_scalars = st.one_of(
+    st.text(max_size=8), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+_files = st.lists(
+    st.one_of(st.dictionaries(st.sampled_from(["id", "path", "byteSize", "x"]), _values), _values),
+    max_size=5,
+)
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(["@context", "id", "files", "type"]), _values), _files)
+def test_dumps_is_json_dumps_indent_2(document: dict[str, Any], files: list[Any]) -> None:
+    document = {**document, "files": files}
+    assert dumps(document) == (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def test_dumps_of_a_manifest() -> None:
+    doc = json.loads(doc_bytes())
+    assert dumps(doc) == (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+# --- canonical N-Quads without blank nodes ------------------------------------------------------
+
+_S = pyoxigraph.NamedNode("https://ex.org/s")
+_P = pyoxigraph.NamedNode("https://ex.org/p")
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        [pyoxigraph.Literal("plain"), pyoxigraph.NamedNode("https://ex.org/o")],
+        [pyoxigraph.Literal("looks like _:b0 but is text")],
+        [pyoxigraph.Literal("<< not a triple term >>")],
+        [pyoxigraph.Literal("line\nbreak"), pyoxigraph.Literal("é", language="fr")],
+        [pyoxigraph.Literal("dup"), pyoxigraph.Literal("dup")],
+        [],
+    ],
+)
+def test_canonical_fast_path_equals_rdfc(objects: list[Any]) -> None:
+    quads = [pyoxigraph.Quad(_S, _P, o) for o in objects]
+    quads += [pyoxigraph.Quad(_S, _P, o, _S) for o in objects[:1]]
+    fast = canonical.canonical_nquads(quads)
+    dataset = pyoxigraph.Dataset(quads)
+    dataset.canonicalize(pyoxigraph.CanonicalizationAlgorithm.RDFC_1_0)
+    expected = canonical._sorted_lines(canonical._nquads(dataset))
+    assert fast == expected
+    assert canonical.canonical_nquads(iter(quads)) == fast
+
+
+def test_canonical_still_relabels_blank_nodes() -> None:
+    quads = [pyoxigraph.Quad(_S, _P, pyoxigraph.BlankNode("zz"))]
+    assert canonical.canonical_nquads(quads) == b"<https://ex.org/s> <https://ex.org/p> _:c14n0 .\n"
+
+
+# --- hashing a small file from one buffer --------------------------------------------------------
+
+SIZES = [0, 1, 16383, 16384, 16385, 32767, 32768, 32769, 65536, 100_000, 262_144, 300_001]
+
+
+@pytest.mark.parametrize("piece_length", [16384, 32768, 262144])
+def test_small_file_path_equals_the_streaming_hasher(tmp_path: Path, piece_length: int) -> None:
+    paths = []
+    for size in SIZES:
+        path = tmp_path / f"{size}.bin"
+        path.write_bytes(hashlib.shake_256(b"%d" % size).digest(size) if size else b"")
+        paths.append(path)
+    for v1 in (False, True):
+        for sha in (False, True):
+            fast = hash_files(paths, piece_length, v1=v1, sha256=sha, workers=1)
+            for path, got in zip(paths, fast, strict=True):
+                hasher = FileHasher(piece_length, v1=v1, sha256=sha)
+                hasher.update(path.read_bytes())
+                assert got == hasher.finish(), (path.name, v1, sha)
+                assert got == hash_file(path, piece_length, v1=v1, sha256=sha)
+
+
+def test_small_file_path_reports_progress(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{i}" for i in range(5)]
+    for i, p in enumerate(paths):
+        p.write_bytes(b"x" * (i * 1000))
+    seen: list[int] = []
+    hash_files(paths, 16384, workers=1, progress=seen.append)
+    assert sum(seen) == sum(i * 1000 for i in range(5))
+
+
+# --- torrents ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "files", "piece"),
+    [
+        (0, 0, 16384),
+        (100_000, 7, 16384),
+        (1 << 30, 1, 512 * 1024),
+        (334_000_000, 10_000, 32768),
+        (334_000_000, 1, 256 * 1024),
+        (100_000 * 512, 100_000, 16384),
+        (64 << 30, 1000, 16 << 20),
+        (64 << 30, 100_000, 512 * 1024),
+    ],
+)
+def test_piece_length_accounts_for_files(total: int, files: int, piece: int) -> None:
+    assert choose_piece_length(total, files) == piece
+
+
+@given(st.integers(0, 1 << 40), st.integers(0, 10**6))
+def test_piece_length_rule(total: int, files: int) -> None:
+    piece = choose_piece_length(total, files)
+    by_total = choose_piece_length(total)
+    assert MIN_PIECE_LENGTH <= piece <= by_total
+    assert piece == MIN_PIECE_LENGTH or files * piece <= total  # padding never above the data
+    assert piece == by_total or files * piece * 2 > total  # and not smaller than needed
+    assert choose_piece_length(total, 1) == by_total
+
+
+def test_negative_file_count() -> None:
+    with pytest.raises(ValueError):
+        choose_piece_length(1, -1)
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_info_hashes_come_with_the_torrent(tmp_path: Path, hybrid: bool) -> None:
+    files = []
+    for i, size in enumerate([5, 40_000, 0, 70_000]):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"%d" % i * size)
+        files.append(TorrentFile(f"d/f{i}", size, hash_file(path, 32768, v1=hybrid)))
+    torrent, hashes = build_torrent_with_hashes("t", files, 32768, hybrid=hybrid, private=True)
+    assert torrent == build_torrent("t", files, 32768, hybrid=hybrid, private=True)
+    assert hashes == info_hashes(torrent)
+
+
+@given(st.integers(1, 1 << 50))
+def test_pad_entry_is_its_bencoding(size: int) -> None:
+    expected = bencode({b"attr": b"p", b"length": size, b"path": [b".pad", b"%d" % size]})
+    assert _pad_entry(size).data == expected
+
+
+# --- small things ---------------------------------------------------------------------------------
+
+
+@given(st.text(max_size=12))
+def test_file_iri_is_quote(path: str) -> None:
+    try:
+        expected = f"https://ex.org/d#{quote(path, safe='/')}"
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            file_iri("https://ex.org/d", path)
+        return
+    assert file_iri("https://ex.org/d", path) == expected
+
+
+def test_paused_gc_is_reentrant_and_restores() -> None:
+    states: list[bool] = []
+
+    @paused_gc
+    def inner() -> None:
+        states.append(gc.isenabled())
+
+    @paused_gc
+    def outer() -> None:
+        inner()
+        states.append(gc.isenabled())
+
+    assert gc.isenabled()
+    outer()
+    assert states == [False, False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        outer()
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+
+
+def test_paused_gc_restores_after_an_error() -> None:
+    @paused_gc
+    def boom() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        boom()
+    assert gc.isenabled()
+
+
+def test_cli_parser_imports_no_heavy_module() -> None:
+    code = (
+        "import sys, owmanifest.cli as c; c.build_parser(); "
+        "heavy = ('pyoxigraph', 'libtorrent', 'rdflib', 'nacl', 'jsonschema'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_large_manifest_round_trips() -> None:
+    import dataclasses
+
+    from owmanifest.manifest.digest import Digest
+    from owmanifest.manifest.document import load_document, manifest_from_quads
+    from owmanifest.manifest.jsonld import manifest_to_jsonld
+    from owmanifest.manifest.model import FileEntry
+
+    from .test_document import sample_manifest
+
+    files = sorted(
+        (
+            FileEntry(f"d{i % 7}/f{i:05d}", i, Digest("bep52", hashlib.sha256(b"%d" % i).digest()))
+            for i in range(1, 3000)
+        ),
+        key=lambda f: f.path,
+    )
+    m = dataclasses.replace(sample_manifest(), files=tuple(files))
+    doc = load_document(dumps(manifest_to_jsonld(m)), source="big.jsonld")
+    assert manifest_from_quads(doc.quads, source="big.jsonld") == m

@@ -1,0 +1,220 @@
+"""verify --fast: the hash cache skips unchanged files and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import owmanifest.manifest.hashing as hashing
+from owmanifest.cli import main
+from owmanifest.errors import FileVerificationError
+from owmanifest.schemas import load_schema
+from owmanifest.verify import TrustPolicy, verify_manifest, verify_tree
+from owmanifest.verify.hashcache import HashCache, _entries_valid
+from owmanifest.verify.result import VerifiedManifest
+
+from .fixtures import ASSETS, DIDS, signed_bytes
+
+
+@pytest.fixture(scope="module")
+def verified() -> VerifiedManifest:
+    return verify_manifest(signed_bytes(), TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]]))
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    target = tmp_path / "dataset"
+    shutil.copytree(ASSETS / "dataset", target)
+    return target
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The paths given to each call of the hashing engine."""
+    calls: list[list[str]] = []
+    real = hashing.hash_files
+
+    def counting(paths: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        calls.append(sorted(Path(p).name for p in paths))
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(hashing, "hash_files", counting)
+    return calls
+
+
+def _cache_file(verified: VerifiedManifest, data: Path) -> Path:
+    return HashCache.location(verified.manifest.id, data)[0]
+
+
+def test_unchanged_tree_is_not_hashed_again(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    first = verify_tree(verified, data, fast=True)
+    assert len(hashed) == 1  # nothing cached yet: everything hashed
+    second = verify_tree(verified, data, fast=True)
+    assert len(hashed) == 1  # no further hashing
+    assert second.verified == first.verified
+    assert len(second.verified) == len(verified.manifest.files)
+
+
+def test_without_fast_every_byte_is_hashed(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    verify_tree(verified, data)
+    verify_tree(verified, data)
+    assert len(hashed) == 3
+
+
+def test_touched_file_is_hashed_again(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    target = data / "blocks" / "70000.bin"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    report = verify_tree(verified, data, fast=True)
+    assert hashed[-1] == ["70000.bin"]
+    assert report.ok
+
+
+def test_modified_file_with_restored_mtime_is_detected(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    target = data / "blocks" / "16385.bin"
+    st = target.stat()
+    raw = bytearray(target.read_bytes())
+    raw[100] ^= 1
+    target.write_bytes(bytes(raw))  # same size
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back; ctime moves on
+    with pytest.raises(FileVerificationError) as info:
+        verify_tree(verified, data, fast=True)
+    assert hashed[-1] == ["16385.bin"]
+    assert info.value.report is not None
+    assert [p.kind for p in info.value.report.problems] == ["digest"]
+    # the failure is not remembered as good: the next run hashes it again and fails again
+    with pytest.raises(FileVerificationError):
+        verify_tree(verified, data, fast=True)
+    assert hashed[-1] == ["16385.bin"]
+
+
+def test_replaced_file_is_hashed_again(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    target = data / "README.txt"
+    copy = data / "copy.tmp"
+    shutil.copy2(target, copy)
+    os.replace(copy, target)  # same bytes, same mtime, another inode
+    verify_tree(verified, data, fast=True)
+    assert hashed[-1] == ["README.txt"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "owmanifest-hashcache", "version": 1}',
+        b'{"type": "owmanifest-hashcache", "version": 2, "dataset": "", "directory": "",'
+        b' "files": {}}',
+        b"[" * 100_000,
+    ],
+    ids=["not-json", "array", "incomplete", "other-version", "deep"],
+)
+def test_unusable_cache_means_a_full_hash(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]], content: bytes
+) -> None:
+    verify_tree(verified, data, fast=True)
+    cache = _cache_file(verified, data)
+    cache.write_bytes(content)
+    assert verify_tree(verified, data, fast=True).ok
+    assert len(hashed) == 2 and len(hashed[-1]) == len(hashed[0])
+    jsonschema.validate(json.loads(cache.read_bytes()), load_schema("hashcache"))
+
+
+def test_cache_with_wrong_root_is_not_trusted(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    cache = _cache_file(verified, data)
+    doc = json.loads(cache.read_bytes())
+    doc["files"]["README.txt"][5] = "00" * 32
+    cache.write_text(json.dumps(doc))
+    verify_tree(verified, data, fast=True)
+    assert hashed[-1] == ["README.txt"]
+
+
+def test_cache_is_per_directory(
+    verified: VerifiedManifest, data: Path, tmp_path: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    verify_tree(verified, other, fast=True)
+    assert len(hashed) == 2
+
+
+def test_cache_file_matches_its_schema(verified: VerifiedManifest, data: Path) -> None:
+    verify_tree(verified, data, fast=True)
+    doc = json.loads(_cache_file(verified, data).read_bytes())
+    jsonschema.validate(doc, load_schema("hashcache"))
+    assert doc["dataset"] == verified.manifest.id
+    assert set(doc["files"]) == {f.path for f in verified.manifest.files}
+    assert _cache_file(verified, data).stat().st_mode & 0o777 == 0o600
+
+
+GOOD_ENTRY = [10, 1, 2, 3, 4, "ab" * 32]
+BAD_ENTRIES: dict[str, Any] = {
+    "not-a-list": {"a": {"size": 1}},
+    "short": {"a": GOOD_ENTRY[:5]},
+    "long": {"a": [*GOOD_ENTRY, 1]},
+    "negative-size": {"a": [-1, *GOOD_ENTRY[1:]]},
+    "negative-inode": {"a": [*GOOD_ENTRY[:3], -1, *GOOD_ENTRY[4:]]},
+    "bool": {"a": [True, *GOOD_ENTRY[1:]]},
+    "upper-hex": {"a": [*GOOD_ENTRY[:5], "AB" * 32]},
+    "short-hex": {"a": [*GOOD_ENTRY[:5], "ab"]},
+    "root-not-string": {"a": [*GOOD_ENTRY[:5], None]},
+    "files-not-object": [],
+}
+
+
+@pytest.mark.parametrize("files", BAD_ENTRIES.values(), ids=BAD_ENTRIES.keys())
+def test_fast_entry_check_agrees_with_the_schema(files: Any) -> None:
+    doc = {"type": "owmanifest-hashcache", "version": 1, "dataset": "d", "directory": "/"}
+    validator = jsonschema.Draft202012Validator(load_schema("hashcache"))
+    assert not validator.is_valid({**doc, "files": files})
+    assert not _entries_valid(files)
+    good = {"a": GOOD_ENTRY, "b": [*GOOD_ENTRY[:5], ""], "c": [0, -5, -5, 0, 0, ""]}
+    assert validator.is_valid({**doc, "files": good})
+    assert _entries_valid(good)
+
+
+def test_fast_entry_check_is_never_laxer_than_the_schema() -> None:
+    # jsonschema counts 10.0 as an integer; the fast check does not (the cache is then unused)
+    files = {"a": [10.0, *GOOD_ENTRY[1:]]}
+    doc = {"type": "owmanifest-hashcache", "version": 1, "dataset": "d", "directory": "/"}
+    assert jsonschema.Draft202012Validator(load_schema("hashcache")).is_valid(
+        {**doc, "files": files}
+    )
+    assert not _entries_valid(files)
+
+
+def test_cli_verify_fast(verified: VerifiedManifest, data: Path, hashed: list[list[str]]) -> None:
+    manifest = str(ASSETS / "signed.jsonld")
+    trust = ["--trust", DIDS["alice"], "--trust", DIDS["bob"], "--no-state", "-q"]
+    assert main(["verify", manifest, str(data), *trust, "--fast"]) == 0
+    assert main(["verify", manifest, str(data), *trust, "--fast"]) == 0
+    assert len(hashed) == 1
+    assert main(["verify", manifest, str(data), *trust]) == 0
+    assert len(hashed) == 2
+    (data / "README.txt").write_bytes(b"changed\n")
+    assert main(["verify", manifest, str(data), *trust, "--fast"]) == 1
