@@ -109,6 +109,18 @@ def _ensure_dir(path: Path) -> None:
         )
 
 
+def _remove(path: Path) -> None:
+    """Remove whatever is at ``path`` (a file, a symbolic link, a directory tree), if anything."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 def _fsync_dir(path: Path) -> None:
     if os.name != "posix":  # pragma: no cover - Windows cannot open directories
         return
@@ -164,7 +176,8 @@ class PartialFile:
         """Find the pieces of this file that are already here, verifying each one.
 
         * The pieces listed in the state of an earlier run are read back and verified again
-          (the state is a hint, never trusted).
+          (the state is a hint, never trusted), and so is every other piece that holds data
+          (written after the state was last saved, before a crash).
         * Without a state that describes this exact file (another version, a crash, a
           :class:`~owmanifest.transport.DirectoryTransport` that wrote the data), every piece
           of the data file is checked.
@@ -189,6 +202,11 @@ class PartialFile:
             claimed = _unruns(state.get("verified"), checker.num_pieces)
             self._check(checker, sorted(claimed))
             if self.verified != claimed:
+                self._dirty = True
+            # The state is saved at most every half second, and a crash can come at any time:
+            # pieces written since are verified too (holes, all zeros, are skipped cheaply).
+            rest = (i for i in range(checker.num_pieces) if i not in claimed)
+            if self._check(checker, rest, skip_zeros=True):
                 self._dirty = True
         elif self._data_is_regular():
             self._check(checker, range(checker.num_pieces))
@@ -246,8 +264,13 @@ class PartialFile:
         self.save(force=True)
         return good
 
-    def _check(self, checker: PieceChecker, indices: Iterable[int]) -> int:
-        """Add the pieces among ``indices`` that verify in the data file; return their bytes."""
+    def _check(
+        self, checker: PieceChecker, indices: Iterable[int], *, skip_zeros: bool = False
+    ) -> int:
+        """Add the pieces among ``indices`` that verify in the data file; return their bytes.
+
+        With ``skip_zeros``, pieces that read as all zeros (never written) are not hashed.
+        """
         good = 0
         try:
             if not self._data_is_regular():
@@ -257,7 +280,7 @@ class PartialFile:
                     offset, length = checker.piece_span(index)
                     f.seek(offset)
                     data = f.read(length)
-                    if len(data) != length:
+                    if len(data) != length or (skip_zeros and data.count(0) == length):
                         continue
                     try:
                         checker.verify_piece(index, data)
@@ -287,8 +310,7 @@ class PartialFile:
     def _open(self) -> IO[bytes]:
         if self._file is None:
             if not self._data_is_regular():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.data_path)
+                _remove(self.data_path)  # whatever a directory transport left there
             flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
             flags |= getattr(os, "O_NOFOLLOW", 0)
             fd = os.open(self.data_path, flags, 0o644)

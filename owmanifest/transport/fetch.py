@@ -45,7 +45,7 @@ from ..manifest.model import FileEntry, Manifest
 from ..manifest.paths import case_key, check_path
 from ..verify.blocks import PieceVerifier
 from ..verify.result import VerifiedManifest
-from ._partial import STATE_DIR, PartialArea, PartialFile, _ensure_dir
+from ._partial import STATE_DIR, PartialArea, PartialFile, _ensure_dir, _remove
 from .base import (
     DirectoryTransport,
     FetchPlan,
@@ -174,9 +174,14 @@ def _message(exc: BaseException, source: str | None = None) -> str:
 def _root_ok(path: Path, entry: FileEntry, piece_length: int) -> bool:
     """Whether the regular file at ``path`` has ``entry``'s size and BEP 52 root.
 
+    Anything else at ``path`` (a symbolic link, even to the right bytes) is not: what is moved
+    into place must be the very file that was hashed.
+
     Raises:
         FileVerificationError: ``path`` cannot be read or changed while it was read.
     """
+    if not _is_regular(path):
+        return False
     h = hash_file(path, piece_length, v1=False)
     expected = None if entry.root is None else entry.root.value
     return h.size == entry.size and h.root == expected
@@ -238,6 +243,14 @@ def _final_path(dest: Path, rel: str) -> Path:
     if not final.parent.resolve().is_relative_to(dest):  # pragma: no cover - belt and braces
         raise PathError(f"refusing to write {rel!r} outside {dest}", path=str(final))
     return final
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether ``path`` itself (not a link's target) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _make_parents(dest: Path, final: Path) -> None:
@@ -486,6 +499,7 @@ class _Fetcher:
         for job, ok in zip(candidates, self._hash_present(candidates), strict=True):
             if ok:
                 self.present.append(job.path)
+                job.partial.discard()  # left over by a run that died right after the move
             else:
                 job.replacing = True
                 jobs.append(job)
@@ -600,20 +614,22 @@ class _Fetcher:
 
     def _try_link(self, source: RangeTransport, job: _Job) -> bool:
         target = job.partial.data_path.with_name(job.partial.data_path.stem + ".link")
-        if target.exists() or target.is_symlink():
-            target.unlink()
+        _remove(target)
         try:
             linked = source.link_file(job.entry, target)
         except Exception:
             linked = False
         if not linked:
+            _remove(target)
             return False
         try:
+            # _root_ok takes a regular file only: a plugin's symbolic link would be moved into
+            # place as a link, whose target can change after it verified.
             ok = _root_ok(target, job.entry, self.piece_length)
         except FileVerificationError:
             ok = False
         if not ok:
-            target.unlink()
+            _remove(target)
             return False
         self._credit(source, job.entry.size)
         self.progress.advance(job.entry.size, source.name)
@@ -706,6 +722,7 @@ class _Fetcher:
         def chunks() -> Iterator[bytes]:
             nonlocal received
             last = time.monotonic()
+            mark = 0  # bytes received when the stall timer last restarted
             while received < entry.size:
                 kind, value = self._next(pump, source, job, last)
                 if kind == "error":
@@ -715,7 +732,11 @@ class _Fetcher:
                 received += len(value)
                 if received > entry.size:  # pragma: no cover - read_range prevents this
                     raise SizeExceededError(f"{source.name} sent too many bytes", uri=source.name)
-                last = time.monotonic()
+                # Progress is a piece's worth of bytes, as in piece mode: a source that drips
+                # a byte at a time (slow loris) must not hold off the stall timeout forever.
+                if received - mark >= self.piece_length or received == entry.size:
+                    mark = received
+                    last = time.monotonic()
                 yield value
 
         try:
@@ -815,7 +836,7 @@ def fetch(
             the layer of a file larger than a piece, that file is fetched whole, verified only
             at the end, and cannot resume.
         stall_timeout: a source with no verified progress for this many seconds is abandoned
-            (for files fetched whole: no bytes at all).
+            (for files fetched whole: less than a piece's worth of bytes).
         progress: receives progress events (default: none).
 
     Returns:

@@ -453,6 +453,12 @@ def _load(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"key file is not JSON: {error.msg} (line {error.lineno}, column {error.colno})",
             path=where,
         ) from None
+    except (ValueError, RecursionError):
+        # ValueError: an integer over Python's digit limit; RecursionError: nesting too deep
+        raise KeyFileError(
+            "key file is not acceptable JSON (a number too large or nesting too deep)",
+            path=where,
+        ) from None
     problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if problem is not None:
         pointer = "".join(

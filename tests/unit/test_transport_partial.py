@@ -84,15 +84,21 @@ def _claim_only(pf_state: Path, field: str | None) -> None:
     pf_state.write_text(json.dumps(state))
 
 
-def test_state_claims_are_all_that_is_checked(ds: Dataset, tmp_path: Path) -> None:
+def test_pieces_written_after_the_last_state_save_are_found(ds: Dataset, tmp_path: Path) -> None:
+    """The state lists piece 0 only (a crash came before it was saved again): pieces 1 and 2,
+    written and right, are verified too; a wrong piece is not; never-written ones stay holes."""
     dest = tmp_path / "dest"
     dest.mkdir()
-    write_pieces(ds, dest, [0, 1, 2])
+    write_pieces(ds, dest, [0, 1, 2, 4])
     with PartialArea(dest) as area:
         pf = area.file(ds.entry("big.bin"), PIECE)
         _claim_only(pf.state_path, None)
-        assert pf.load(checker(ds)) == PIECE
-        assert pf.verified == {0}
+        with open(pf.data_path, "r+b") as f:
+            f.seek(4 * PIECE)
+            f.write(b"!")
+        assert pf.load(checker(ds)) == 3 * PIECE
+        assert pf.verified == {0, 1, 2}
+        assert json.loads(pf.state_path.read_text())["verified"] == [[0, 3]]
 
 
 @pytest.mark.parametrize("field", ["root", "size", "path", "piece_length", "format"])
