@@ -33,14 +33,12 @@ import argparse
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -59,6 +57,7 @@ from owmanifest.verify.keys import PrivateKey
 from owmanifest.verify.manifest import verify_manifest
 from owmanifest.verify.policy import TrustPolicy
 from owmanifest.verify.result import VerifiedManifest
+from tests.nginx_support import nginx as _nginx
 
 MiB = 1024 * 1024
 NAME = "bench-data"
@@ -220,73 +219,6 @@ def bench_bittorrent(dataset: Dataset, work: Path, runs: int) -> list[Run]:
 
 # --- HTTP ----------------------------------------------------------------------------------------
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    default_type application/octet-stream;
-    types {{ }}
-    sendfile on;
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def nginx(www: Path, prefix: Path) -> Iterator[str]:
-    """nginx serving ``www`` on a loopback port (as tests/integration/test_http_nginx.py)."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    for path in [www, *www.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    port = _free_port()
-    conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, prefix=prefix, port=port, root=www))
-    proc = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not listen within 30 s") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
 
 def time_curl(base_url: str, dataset: Dataset, dest: Path) -> float:
     """curl, all files over one kept-alive connection, each into a file."""
@@ -305,7 +237,7 @@ def bench_http(dataset: Dataset, work: Path, runs: int) -> tuple[list[float], li
 
     curl: list[float] = []
     ours: list[Run] = []
-    with nginx(dataset.root.parent, work / "nginx") as url:
+    with _nginx(dataset.root.parent, work / "nginx", access_log=False) as url:
         base = url + NAME + "/"
         for i in range(runs):
             dest = work / f"curl-{i}"

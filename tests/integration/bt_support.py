@@ -253,10 +253,7 @@ OPENTRACKER = shutil.which("opentracker") or next(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.nginx_support import free_port  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -307,73 +304,3 @@ def opentracker(manifest: Manifest) -> Iterator[str]:
             proc.kill()
             proc.wait(30)
         shutil.rmtree(public, ignore_errors=True)
-
-
-# --- nginx (BEP 19 web seeds) --------------------------------------------------------------------
-
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-)
-
-_NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    default_type application/octet-stream;
-    types {{ }}
-    sendfile on;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def nginx(www: Path, prefix: Path) -> Iterator[str]:
-    """Debian's nginx serving ``www`` on a loopback port (as test_http_nginx.py starts it);
-    yields the base URL (with a trailing slash)."""
-    assert NGINX is not None
-    (prefix / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(_NGINX_CONF.format(user=user, prefix=prefix, port=port, root=www))
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not listen within 30 s") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)

@@ -38,7 +38,6 @@ from owmanifest.transport.bittorrent import (
 )
 from owmanifest.verify.tree import verify_tree
 from tests.integration.bt_support import (
-    NGINX,
     OPENTRACKER,
     PIECE,
     Counting,
@@ -47,9 +46,9 @@ from tests.integration.bt_support import (
     SwarmDataset,
     corrupt_copy,
     make_dataset,
-    nginx,
     opentracker,
 )
+from tests.nginx_support import NGINX, nginx
 
 lt = pytest.importorskip("libtorrent")
 

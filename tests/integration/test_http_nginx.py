@@ -8,12 +8,7 @@ access log, so the resume test checks what the server saw, not what the client b
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +17,11 @@ import pytest
 
 from owmanifest.transport import FetchReport, HttpTransport, IncompleteFetchError, fetch
 from owmanifest.transport._partial import PartialArea
+from tests.nginx_support import NGINX
+from tests.nginx_support import nginx as start_nginx
 from tests.unit.transport_support import PIECE, Dataset, make_dataset
 
 pytestmark = pytest.mark.network
-
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-)
 
 SIZES = {
     "a/b/c/medium.dat": 200_000,  # 13 pieces, nested
@@ -38,35 +31,6 @@ SIZES = {
     "small file.txt": 500,  # one piece, a space in the name
 }
 
-CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    log_format owm '$connection $connection_requests "$request" $status "$http_range" '
-                   '$body_bytes_sent';
-    access_log {prefix}/access.log owm;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    default_type application/octet-stream;
-    types {{ }}
-    sendfile on;
-    keepalive_requests 100000;
-    keepalive_timeout 60s;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
 
 LOG_LINE = re.compile(r'^(\d+) (\d+) "GET (\S+) HTTP/1\.1" (\d+) "([^"]*)" (\d+)$')
 
@@ -95,12 +59,6 @@ class Nginx:
         return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     base = tmp_path_factory.mktemp("nginx-data")
@@ -112,42 +70,15 @@ def nginx(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     if NGINX is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx-light)")
     prefix = tmp_path_factory.mktemp("nginx")
-    (prefix / "tmp").mkdir()
-    www = dataset.root.parent
-    # nginx workers may run as another user: make the served tree readable to everyone
-    for path in [www.parent, www, *www.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    port = _free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf = prefix / "nginx.conf"
-    conf.write_text(CONF.format(user=user, prefix=prefix, port=port, root=www))
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                log = (prefix / "error.log").read_text() if (prefix / "error.log").exists() else ""
-                pytest.fail(f"nginx exited with {proc.returncode}: {err}\n{log}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("nginx did not start listening within 30 s")
-                time.sleep(0.05)
-        yield Nginx(f"http://127.0.0.1:{port}/ds/", prefix / "access.log")
+        server = start_nginx(dataset.root.parent, prefix)
+        url = server.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield Nginx(url + "ds/", prefix / "access.log")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        server.__exit__(None, None, None)
 
 
 class StopAfter:
