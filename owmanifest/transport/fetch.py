@@ -40,7 +40,7 @@ from ..errors import (
     TransportError,
     UsageError,
 )
-from ..manifest.hashing import hash_file, hash_files
+from ..manifest.hashing import hash_files
 from ..manifest.model import FileEntry, Manifest
 from ..manifest.paths import case_key, check_path
 from ..verify.blocks import PieceVerifier
@@ -182,7 +182,8 @@ def _root_ok(path: Path, entry: FileEntry, piece_length: int) -> bool:
     """
     if not _is_regular(path):
         return False
-    h = hash_file(path, piece_length, v1=False)
+    # A large file is hashed in piece-aligned regions on every core (the same result).
+    h = hash_files([path], piece_length, v1=False)[0]
     expected = None if entry.root is None else entry.root.value
     return h.size == entry.size and h.root == expected
 
@@ -641,7 +642,9 @@ class _Fetcher:
         requests = _coalesce(missing, checker)
         order: deque[int] = deque(i for _, _, pieces in requests for i in pieces)
         pump = _Pump(source, job.entry, [(off, n) for off, n, _ in requests])
-        buf = bytearray()
+        # A piece that spans chunks is assembled in a buffer of its size (one copy, no regrowth).
+        buf = memoryview(bytearray(0))
+        filled = 0
         last = time.monotonic()
         try:
             while order:
@@ -661,19 +664,22 @@ class _Fetcher:
                         )
                     index = order[0]
                     offset, length = checker.piece_span(index)
-                    take = min(length - len(buf), len(view) - pos)
-                    if not buf and take == length:
+                    take = min(length - filled, len(view) - pos)
+                    if not filled and take == length:
                         piece = view[pos : pos + take]
                         pos += take
                     else:
-                        buf += view[pos : pos + take]
+                        if not filled and len(buf) != length:
+                            buf = memoryview(bytearray(length))
+                        buf[filled : filled + take] = view[pos : pos + take]
+                        filled += take
                         pos += take
-                        if len(buf) < length:
+                        if filled < length:
                             continue
-                        piece = memoryview(buf)
+                        piece = buf
                     checker.verify_piece(index, piece)
                     job.partial.write_piece(index, offset, piece)
-                    buf = bytearray()
+                    filled = 0
                     order.popleft()
                     last = time.monotonic()
                     self._credit(source, length)

@@ -92,7 +92,7 @@ class HttpTransport(RangeTransport):
         timeout: float = 30.0,
         max_redirects: int = 5,
         ssl_context: ssl.SSLContext | None = None,
-        chunk_size: int = 256 * 1024,
+        chunk_size: int = 1024 * 1024,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
