@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["NGINX", "free_port", "nginx"]
+__all__ = ["NGINX", "free_port", "nginx", "stop", "wait_listening"]
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
@@ -91,27 +91,40 @@ def nginx(www: Path, prefix: Path, *, access_log: bool = True) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                log = prefix / "error.log"
-                raise RuntimeError(
-                    f"nginx exited with {proc.returncode}: {err}"
-                    + (log.read_text() if log.exists() else "")
-                )
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start listening within 30 s") from None
-                time.sleep(0.05)
+        wait_listening(proc, port, "nginx", prefix / "error.log")
         yield f"http://127.0.0.1:{port}/"
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, name: str, log: Path | None = None
+) -> None:
+    """Wait until ``proc`` accepts connections on loopback ``port``.
+
+    Raises:
+        RuntimeError: it exited (with its stderr and ``log``), or did not listen within 30 s.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            extra = log.read_text() if log is not None and log.exists() else ""
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {err}{extra}")
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start listening within 30 s") from None
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc`` (kill it if it does not exit within 30 s)."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)

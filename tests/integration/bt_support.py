@@ -12,7 +12,6 @@ import hashlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -253,7 +252,7 @@ OPENTRACKER = shutil.which("opentracker") or next(
 )
 
 
-from tests.nginx_support import free_port  # noqa: E402
+from tests.nginx_support import free_port, stop, wait_listening  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -283,24 +282,8 @@ def opentracker(manifest: Manifest) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"opentracker exited with {proc.returncode}: {err}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("opentracker did not listen within 30 s") from None
-                time.sleep(0.05)
+        wait_listening(proc, port, "opentracker")
         yield f"http://127.0.0.1:{port}/announce"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        stop(proc)
         shutil.rmtree(public, ignore_errors=True)
