@@ -124,17 +124,10 @@ def _signer_did(value: str) -> str:
     """A --signer value: a did:key, or a key file whose public key is used."""
     if value.startswith("did:"):
         return value.split("#", 1)[0]
-    p = Path(value)
-    if p.is_file():
-        from .verify.keys import PublicKey
+    if Path(value).is_file():
+        from .verify.keys import read_public_key
 
-        try:
-            data = json.loads(p.read_text("utf-8"))
-            return PublicKey.from_multibase(data["publicKeyMultibase"]).did
-        except (OSError, ValueError, KeyError, TypeError, Error) as exc:
-            raise UsageError(
-                "cannot read a public key from this file", path=str(p), observed=str(exc)
-            ) from exc
+        return read_public_key(value).did
     raise UsageError(
         "a signer is a did:key:z6Mk... or a key file", expected="did:key:...", observed=value
     )

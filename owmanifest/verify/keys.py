@@ -54,6 +54,7 @@ __all__ = [
     "PublicKey",
     "is_encrypted_key_file",
     "read_key_file",
+    "read_public_key",
     "write_key_file",
 ]
 
@@ -360,6 +361,21 @@ def read_key_file(path: str | os.PathLike[str], *, passphrase: bytes | None = No
             observed=key.public_key.multibase,
         )
     return key
+
+
+def read_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """The public key of the key file at ``path`` (no passphrase needed, even if encrypted).
+
+    Raises:
+        KeyFileError: as :func:`read_key_file` for an unreadable or invalid file.
+    """
+    document = _load(path)
+    try:
+        return PublicKey.from_multibase(document["publicKeyMultibase"])
+    except SignatureError as error:
+        raise KeyFileError(
+            error.message, path=str(path), expected=error.expected, observed=error.observed
+        ) from None
 
 
 def is_encrypted_key_file(path: str | os.PathLike[str]) -> bool:

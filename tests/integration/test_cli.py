@@ -244,3 +244,25 @@ def test_create_dataset_without_bytes(tmp_path: Path, capsys: pytest.CaptureFixt
         str(tmp_path / "m2.jsonld"),
     )
     assert code == 2 and "symbolic link" in err
+
+
+def test_signer_from_a_key_file_is_read_like_any_key_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.key"
+    bad.write_text('{"type": "owmanifest-ed25519-private-key"}')
+    code, _, err = run(
+        capsys,
+        "create",
+        str(ASSETS / "dataset"),
+        "--id",
+        "https://x.org/d",
+        "--version",
+        "1",
+        "--signer",
+        str(bad),
+        "-o",
+        str(tmp_path / "m.jsonld"),
+    )
+    assert code == 2 and "invalid key file" in err and "Traceback" not in err
+    assert not (tmp_path / "m.jsonld").exists()
