@@ -168,21 +168,14 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
         "keys": [k for k in store_doc["keys"] if k.get("revoked")],
     }
     policy = policy_from_trust_data([*docs, revocations], extra_keys=args.trust or [])
+    if policy.is_empty:  # nothing given ad hoc: the trust store, read once above
+        policy = policy_from_trust_data([store_doc])
     if policy.is_empty:
-        store = _trust_store_policy()
-        if store is not None:
-            return store
         raise UsageError(
             "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE",
             expected="at least one trusted key",
         )
     return policy
-
-
-def _trust_store_policy() -> TrustPolicy | None:
-    from .verify.truststore import default_policy
-
-    return default_policy()
 
 
 def _outcome_lines(outcomes: Sequence[ProofOutcome]) -> list[str]:
