@@ -26,6 +26,7 @@ from ..errors import (
     PolicyError,
     RollbackError,
     SignatureError,
+    VerificationError,
 )
 from ..manifest.canonical import canonical_nquads
 from ..manifest.digest import Digest
@@ -163,11 +164,12 @@ def _count(
 
 def _fail(
     checked: _Checked, message: str, need: int, got: int, outcomes: Sequence[ProofOutcome]
-) -> PolicyError:
-    cls = (
+) -> VerificationError:
+    """SignatureError when some proof was invalid, else PolicyError; carries every outcome."""
+    cls: type[VerificationError] = (
         SignatureError
         if any(o.reason.startswith("invalid proof") for o in outcomes)
-        else (PolicyError)
+        else PolicyError
     )
     refused = [o for o in outcomes if not o.counted]
     if refused:
@@ -178,7 +180,7 @@ def _fail(
         )
     err = cls(message, path=checked.document.source, expected=f">= {need} signatures", observed=got)
     err.outcomes = tuple(outcomes)
-    return err  # type: ignore[return-value]
+    return err
 
 
 def _verified(
