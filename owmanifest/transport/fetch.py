@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,20 @@ MAX_REQUEST = 64 * 1024 * 1024
 #: How long a reader thread may take to stop after it was told to (and after ``abort()``).
 _STOP_GRACE = 0.1
 _ABORT_GRACE = 10.0
+#: Threads that verify pieces while the next ones arrive (1: inline, no threads).
+_WORKERS = min(4, os.cpu_count() or 1)
+#: Bytes of pieces that may be in the workers at once (small: they stay in the CPU cache).
+_WINDOW_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class _Piece:
+    """A piece handed to a worker: verified once ``future`` is done (its error otherwise)."""
+
+    index: int
+    offset: int
+    data: memoryview
+    future: Future[None]
 
 
 @dataclass(frozen=True)
@@ -296,7 +311,7 @@ class _Pump:
         self.source = source
         self.entry = entry
         self.spans = list(spans)
-        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=16)
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=4)
         self.stopping = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"owmanifest-fetch {source.name}", daemon=True
@@ -381,6 +396,7 @@ class _Fetcher:
         self.bytes_by_source: dict[str, int] = {}
         self.problems: list[SourceProblem] = []
         self.dead: dict[int, str] = {}  # id(source) -> why it is no longer used
+        self._pool: ThreadPoolExecutor | None = None
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
@@ -439,6 +455,8 @@ class _Fetcher:
                                 continue
                             self._run_range(source, job)
             finally:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True)
                 for job in jobs:
                     job.partial.close()
             failed = [j for j in failed_early + jobs if not j.done]
@@ -642,9 +660,10 @@ class _Fetcher:
         requests = _coalesce(missing, checker)
         order: deque[int] = deque(i for _, _, pieces in requests for i in pieces)
         pump = _Pump(source, job.entry, [(off, n) for off, n, _ in requests])
-        # A piece that spans chunks is assembled in a buffer of its size (one copy, no regrowth).
+        pending: deque[_Piece] = deque()
+        window = self._window()
+        filled = 0  # bytes of the piece being assembled in ``buf``
         buf = memoryview(bytearray(0))
-        filled = 0
         last = time.monotonic()
         try:
             while order:
@@ -665,11 +684,11 @@ class _Fetcher:
                     index = order[0]
                     offset, length = checker.piece_span(index)
                     take = min(length - filled, len(view) - pos)
-                    if not filled and take == length:
+                    if not filled and take == length:  # the whole piece in one chunk: no copy
                         piece = view[pos : pos + take]
                         pos += take
                     else:
-                        if not filled and len(buf) != length:
+                        if not filled:  # a fresh buffer: the last one may still be in a worker
                             buf = memoryview(bytearray(length))
                         buf[filled : filled + take] = view[pos : pos + take]
                         filled += take
@@ -677,18 +696,88 @@ class _Fetcher:
                         if filled < length:
                             continue
                         piece = buf
-                    checker.verify_piece(index, piece)
-                    job.partial.write_piece(index, offset, piece)
                     filled = 0
                     order.popleft()
-                    last = time.monotonic()
-                    self._credit(source, length)
-                    self.progress.advance(length, source.name)
+                    pending.append(self._submit(checker, index, offset, piece))
+                    if self._settle(pending, source, job, wait=len(pending) >= window):
+                        last = time.monotonic()
+            if self._settle(pending, source, job, wait=True, until=0):
+                last = time.monotonic()
             self._tail(pump, source, job, last)
         finally:
+            # Pieces still in the workers when something failed are waited for; those that
+            # verified are written and kept (the next source is not asked for them again).
+            self._drain(pending, source, job)
             if not pump.stop():
                 self._kill(source, "a read did not stop when aborted")
         self._finish(job)
+
+    # --- piece workers -------------------------------------------------------------------------
+
+    def _window(self) -> int:
+        """How many pieces may be in the workers at once (bounds the memory held)."""
+        return max(2 * _WORKERS, _WINDOW_BYTES // self.piece_length, 1)
+
+    def _submit(self, checker: PieceVerifier, index: int, offset: int, data: memoryview) -> _Piece:
+        """Verify piece ``index``: on a worker thread if there are several cores (hashlib
+        releases the GIL, so pieces are hashed in parallel while the next ones arrive)."""
+        if _WORKERS > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="owmanifest-verify")
+            future = self._pool.submit(checker.verify_piece, index, data)
+        else:
+            future = Future()
+            try:
+                checker.verify_piece(index, data)
+                future.set_result(None)
+            except Exception as exc:
+                future.set_exception(exc)
+        return _Piece(index, offset, data, future)
+
+    def _settle(
+        self,
+        pending: deque[_Piece],
+        source: Transport,
+        job: _Job,
+        *,
+        wait: bool,
+        until: int | None = None,
+    ) -> bool:
+        """Write and record the verified pieces at the head of ``pending``; ``True`` if any.
+
+        Pieces are written here, by one thread, in order (concurrent writers to one file only
+        contend for its lock). With ``wait``, block until ``pending`` is shorter than the
+        window (or has at most ``until`` pieces). The first piece that failed to verify raises
+        its error (the pieces after it are dealt with by :meth:`_drain`).
+        """
+        limit = self._window() - 1 if until is None else until
+        settled = False
+        while pending and (pending[0].future.done() or (wait and len(pending) > limit)):
+            piece = pending.popleft()
+            piece.future.result()  # raises the piece's verification error
+            self._keep(piece, source, job)
+            self.progress.advance(len(piece.data), source.name)
+            settled = True
+        return settled
+
+    def _keep(self, piece: _Piece, source: Transport, job: _Job) -> None:
+        """Write a verified piece and record it."""
+        job.partial.write_piece(piece.index, piece.offset, piece.data)
+        self._credit(source, len(piece.data))
+
+    def _drain(self, pending: deque[_Piece], source: Transport, job: _Job) -> None:
+        """Wait for every piece still in a worker; keep those that verified."""
+        good = 0
+        while pending:
+            piece = pending.popleft()
+            try:
+                piece.future.result()
+            except Exception:  # the first failure is already being raised
+                continue
+            self._keep(piece, source, job)
+            good += len(piece.data)
+        if good:
+            self.progress.advance(good, source.name)
 
     def _tail(self, pump: _Pump, source: Transport, job: _Job, since: float) -> None:
         """Wait for the end of the source's answer after every byte arrived.
@@ -725,7 +814,7 @@ class _Fetcher:
         pump = _Pump(source, entry, [(0, entry.size)])
         received = 0
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Iterator[bytes | bytearray]:
             nonlocal received
             last = time.monotonic()
             mark = 0  # bytes received when the stall timer last restarted
