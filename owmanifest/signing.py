@@ -16,7 +16,7 @@ from .manifest import vocab as v
 from .manifest.builder import utc_now
 from .manifest.canonical import canonical_nquads
 from .manifest.document import ManifestDocument, load_document, manifest_from_quads, serialize_quads
-from .manifest.jsonld import dumps, manifest_to_jsonld
+from .manifest.jsonld import dumps, loads_json, manifest_to_jsonld
 from .verify.keys import PrivateKey
 from .verify.proofs import (
     add_proof_to_jsonld,
@@ -74,8 +74,11 @@ def sign_document(
     new_proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
     if document.format == "json-ld":
         assert document.json is not None
-        out = dumps(add_proof_to_jsonld(document.json, new_proof))
-    elif document.format in ("trig", "n-quads"):
+        signed = add_proof_to_jsonld(document.json, new_proof)
+        out = dumps(signed)
+        _check_jsonld(out, document.json, signed, canonical, did, manifest.id, document.source)
+        return out
+    if document.format in ("trig", "n-quads"):
         quads = list(document.quads) + list(proof_graph_quads(new_proof, manifest.id, v.CONTEXT))
         out = serialize_quads(quads, document.format)
     else:
@@ -101,6 +104,44 @@ def sign_document(
         )
     verify_proof(canonical, mine[0])
     return out
+
+
+def _check_jsonld(
+    out: bytes,
+    before: dict[str, Any],
+    signed: dict[str, Any],
+    canonical: bytes,
+    did: str,
+    manifest_id: str,
+    source: str,
+) -> None:
+    """Check a signed JSON-LD document before anyone else has to, without parsing it as RDF
+    again (that is most of the cost of signing a large manifest).
+
+    The written bytes must read back (strictly) as the document that was meant, which differs
+    from the one that was read, and whose RDF statements were signed, only by one more entry
+    in ``proof``. That entry, read as RDF the way a verifier reads it (under the same context
+    and manifest node), must be one proof by ``did`` that verifies. A proof entry only adds
+    statements to its own proof graph, so the signed statements are unchanged.
+
+    Raises:
+        InvalidManifestError: any of this does not hold (an internal error).
+    """
+    again = loads_json(out, source=source)
+    old_proofs = before.get("proof")
+    if not isinstance(old_proofs, list):
+        old_proofs = [] if old_proofs is None else [old_proofs]
+    rest = {k: val for k, val in before.items() if k != "proof"}
+    if (
+        again != signed
+        or {k: val for k, val in again.items() if k != "proof"} != rest
+        or again.get("proof", [])[:-1] != old_proofs
+    ):
+        raise InvalidManifestError("internal error: signing changed the document", path=source)
+    _, mine = split_proofs(proof_graph_quads(again["proof"][-1], manifest_id, again["@context"]))
+    if len(mine) != 1 or (mine[0].verification_method or "").split("#", 1)[0] != did:
+        raise InvalidManifestError("internal error: the new proof was not found", path=source)
+    verify_proof(canonical, mine[0])
 
 
 def _proof_json(proof: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from owmanifest.verify import (
     verify_manifest,
 )
 from owmanifest.verify.keys import PrivateKey
+from owmanifest.verify.proofs import add_proof_to_jsonld
 
 from .fixtures import ASSETS, DIDS, key, signed_bytes
 
@@ -213,6 +214,60 @@ def test_sign_check_refuses_bad_data(tmp_path: Path) -> None:
     doc = load_document((ASSETS / "unsigned.jsonld").read_bytes(), source="u")
     with pytest.raises(FileVerificationError):
         sign_document(doc, key("alice"), check_directory=data)
+
+
+def _changes_version(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    out = add_proof_to_jsonld(doc, proof)
+    out["version"] = out["version"] + 1
+    return out
+
+
+def _drops_a_file(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    out = add_proof_to_jsonld(doc, proof)
+    out["files"] = out["files"][1:]
+    return out
+
+
+def _bad_value(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    out = add_proof_to_jsonld(doc, proof)
+    bad = dict(out["proof"][-1])
+    bad["proofValue"] = out["proof"][-1]["proofValue"][:-4] + "aaaa"
+    out["proof"] = [*out["proof"][:-1], bad]
+    return out
+
+
+def _other_signer(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    out = add_proof_to_jsonld(doc, proof)
+    other = dict(out["proof"][-1])
+    other["verificationMethod"] = DIDS["carol"] + "#" + DIDS["carol"].split(":")[-1]
+    out["proof"] = [*out["proof"][:-1], other]
+    return out
+
+
+def _drops_old_proof(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "proof": [proof]}
+
+
+#: Bugs in the signer's own JSON-LD output, each caught by its self-check before the bytes are
+#: returned (the check no longer parses the whole document as RDF again).
+SIGNER_BUGS = {
+    "body changed": (_changes_version, InvalidManifestError, "changed the document"),
+    "file dropped": (_drops_a_file, InvalidManifestError, "changed the document"),
+    "earlier proof dropped": (_drops_old_proof, InvalidManifestError, "changed the document"),
+    "proof value damaged": (_bad_value, SignatureError, ""),
+    "proof by another key": (_other_signer, InvalidManifestError, "new proof was not found"),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(SIGNER_BUGS))
+def test_sign_checks_its_own_output(bug: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import owmanifest.signing as signing
+
+    broken, error, message = SIGNER_BUGS[bug]
+    monkeypatch.setattr(signing, "add_proof_to_jsonld", broken)
+    doc = load_document((ASSETS / "signed-alice.jsonld").read_bytes(), source="s")
+    with pytest.raises(error, match=message):
+        sign_document(doc, key("bob"))
 
 
 def test_new_key_is_not_in_fixture() -> None:
