@@ -814,7 +814,7 @@ class _Fetcher:
         pump = _Pump(source, entry, [(0, entry.size)])
         received = 0
 
-        def chunks() -> Iterator[bytes | bytearray]:
+        def chunks() -> Iterator[bytes]:
             nonlocal received
             last = time.monotonic()
             mark = 0  # bytes received when the stall timer last restarted
