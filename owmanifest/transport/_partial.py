@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
+from .._atomic import write_atomic
 from ..errors import FileVerificationError, PathError, UsageError
 from ..manifest.model import FileEntry
 
@@ -137,11 +138,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_json(path: Path, value: Any) -> None:
-    """Write JSON to ``path`` atomically (temporary file in the same directory, then replace)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, separators=(",", ":"), sort_keys=True)
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically (temporary file in the same directory, then replace).
+
+    Not ``fsync``ed: what is written here is a hint, verified again when it is read.
+    """
+    data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    write_atomic(path, data, fsync=False)
 
 
 class PartialFile:
@@ -449,6 +451,18 @@ class PartialArea:
                 "another owmanifest fetch is using this destination", path=str(self.dest)
             ) from exc
         self._lock_fd = fd
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Remove the temporary files of atomic writes that a crash left behind.
+
+        Only with the lock held: no other fetch is writing here.
+        """
+        for path in self.directory.rglob("*.tmp"):
+            with contextlib.suppress(OSError):
+                mode = os.lstat(path).st_mode
+                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # a link is removed, not followed
+                    os.unlink(path)
 
     def file(self, entry: FileEntry, piece_length: int) -> PartialFile:
         return PartialFile(self, entry, piece_length)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from .._atomic import write_atomic
 from ..errors import (
     Error,
     FetchError,
@@ -388,15 +389,6 @@ def _fingerprint(path: Path) -> dict[str, int] | None:
     return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 class _WorkArea:
     """``<partial area>/bittorrent/<v2 info-hash>/``: libtorrent's save path, resume data,
     metadata obtained from peers, and a place for the files nobody asked for."""
@@ -441,8 +433,8 @@ class _WorkArea:
         return data, guard
 
     def write_resume(self, data: bytes, guard: Mapping[str, Any]) -> None:
-        _atomic_write(self.resume_path, data)
-        _atomic_write(self.guard_path, json.dumps(guard, sort_keys=True).encode())
+        write_atomic(self.resume_path, data, fsync=False)
+        write_atomic(self.guard_path, json.dumps(guard, sort_keys=True).encode(), fsync=False)
 
     def tidy(self) -> None:
         """Remove the directories that hold nothing (so the partial area can go when empty)."""
@@ -835,7 +827,9 @@ class _Download:
         self._remove(handle)
         ti = self._checked_metadata(ti, "metadata from peers")
         with contextlib.suppress(OSError):
-            _atomic_write(self.work.metadata_path, b"d4:info" + bytes(ti.info_section()) + b"e")
+            write_atomic(
+                self.work.metadata_path, b"d4:info" + bytes(ti.info_section()) + b"e", fsync=False
+            )
         return ti
 
     def _checked_metadata(self, ti: Any, what: str) -> Any:

@@ -54,7 +54,7 @@ def install(point: str, n: int) -> None:
         def atomic_write_json(path: Any, value: Any) -> None:
             nonlocal calls
             calls += 1
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(f".{path.name}.crash.tmp")  # as write_atomic names them
             import json
 
             with open(tmp, "w", encoding="utf-8") as f:

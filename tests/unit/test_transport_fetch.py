@@ -271,8 +271,12 @@ def test_bad_piece_drops_the_source_for_that_file(ds: Dataset, tmp_path: Path) -
     dest = tmp_path / "dest"
     liar = Tampering(ds.root, {"big.bin": {3 * PIECE + 5}})
     honest = Tampering(ds.root)
-    report = run(ds, dest, [liar, honest])
+    progress = Recorder()
+    report = run(ds, dest, [liar, honest], progress=progress)
     ds.check(dest)
+    # progress counted every byte once, including pieces kept after the bad one
+    advanced = sum(n for kind, n in progress.events if kind == "advance")  # type: ignore[misc]
+    assert advanced == sum(SIZES.values())
     # The liar's pieces that verified were kept: those before the bad one, and any after it
     # that were already being verified (pieces are checked on worker threads, in parallel).
     # Only the bad piece and what the liar did not get to are asked of the honest source.

@@ -177,6 +177,34 @@ def test_empty_working_area_is_removed(tmp_path: Path) -> None:
     assert not (tmp_path / ".owmanifest").exists()
 
 
+def test_temporaries_left_by_a_crash_are_removed(tmp_path: Path) -> None:
+    partial = tmp_path / ".owmanifest" / "partial"
+    partial.mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (partial / ".abc.json.0123456789ab.tmp").write_text("{")  # killed between write and rename
+    (partial / "bittorrent" / "v2").mkdir(parents=True)
+    (partial / "bittorrent" / "v2" / ".resume.bencode.ffff.tmp").write_bytes(b"d")
+    os.symlink(outside, partial / ".planted.tmp")
+    with PartialArea(tmp_path):
+        assert not list(partial.rglob("*.tmp"))
+    assert outside.read_text() == "keep me"  # the link was removed, not followed
+
+
+def test_atomic_writes_leave_no_temporaries(tmp_path: Path) -> None:
+    from owmanifest._atomic import write_atomic
+
+    target = tmp_path / "state.json"
+    for fsync in (True, False):
+        write_atomic(target, b"{}", fsync=fsync)
+        write_atomic(target, b"[]", fsync=fsync)
+        assert target.read_bytes() == b"[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"no", overwrite=False)
+    assert target.read_bytes() == b"[]"
+
+
 @pytest.mark.parametrize("which", [".owmanifest", ".owmanifest/partial"])
 def test_symlinked_working_area_is_refused(tmp_path: Path, which: str) -> None:
     elsewhere = tmp_path / "elsewhere"
