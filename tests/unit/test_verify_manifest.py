@@ -254,7 +254,7 @@ SIGNER_BUGS = {
     "body changed": (_changes_version, InvalidManifestError, "changed the document"),
     "file dropped": (_drops_a_file, InvalidManifestError, "changed the document"),
     "earlier proof dropped": (_drops_old_proof, InvalidManifestError, "changed the document"),
-    "proof value damaged": (_bad_value, SignatureError, ""),
+    "proof value damaged": (_bad_value, SignatureError, None),
     "proof by another key": (_other_signer, InvalidManifestError, "new proof was not found"),
 }
 
