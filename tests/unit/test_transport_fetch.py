@@ -6,6 +6,7 @@ import importlib
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -289,6 +290,44 @@ def test_bad_piece_drops_the_source_for_that_file(ds: Dataset, tmp_path: Path) -
     (problem,) = report.problems
     assert (problem.source, problem.path, problem.kind) == (liar.name, "big.bin", "digest")
     assert "piece 3" in problem.message
+
+
+class BreaksAfter(RangeTransport):
+    """Serves ranges of ``big.bin`` a piece per chunk, and resets after ``pieces`` chunks."""
+
+    def __init__(self, directory: Path, pieces: int) -> None:
+        self.directory = directory
+        self.pieces = pieces
+        self.name = f"breaks-after-{pieces}"
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        data = (self.directory / entry.path).read_bytes()[offset : offset + length]
+        for i, start in enumerate(range(0, len(data), PIECE)):
+            if entry.path == "big.bin" and i == self.pieces:
+                raise ConnectionResetError("connection reset by peer")
+            yield data[start : start + PIECE]
+
+
+class SlowProgress(Recorder):
+    """Keeps the fetcher busy, so the reader thread batches what it receives."""
+
+    def advance(self, nbytes: int, source: str) -> None:
+        time.sleep(0.02)
+        super().advance(nbytes, source)
+
+
+def test_bytes_received_before_a_reset_are_kept(ds: Dataset, tmp_path: Path) -> None:
+    breaking = BreaksAfter(ds.root, 5)
+    honest = Tampering(ds.root)
+    report = run(ds, tmp_path / "dest", [breaking, honest], progress=SlowProgress())
+    ds.check(tmp_path / "dest")
+    # every piece that arrived before the reset was verified and kept, batched or not
+    assert [r for r in honest.requests if r[0] == "big.bin"] == [
+        ("big.bin", 5 * PIECE, SIZES["big.bin"] - 5 * PIECE)
+    ]
+    (problem,) = report.problems
+    assert (problem.source, problem.path) == (breaking.name, "big.bin")
+    assert "reset" in problem.message
 
 
 def test_one_core_verifies_inline_and_stops_at_the_bad_piece(
