@@ -67,7 +67,7 @@ _STOP_GRACE = 0.1
 _ABORT_GRACE = 10.0
 #: Threads that verify pieces while the next ones arrive (1: inline, no threads).
 _WORKERS = min(4, os.cpu_count() or 1)
-#: Bytes of pieces that may be in the workers at once (small: they stay in the CPU cache).
+#: Bytes of pieces that may be in the workers at once (bounds the memory held).
 _WINDOW_BYTES = 2 * 1024 * 1024
 #: While the fetcher is busy, received chunks are joined up to this size before hand-over.
 _BATCH_BYTES = 1024 * 1024
@@ -719,9 +719,9 @@ class _Fetcher:
                     filled = 0
                     order.popleft()
                     pending.append(self._submit(checker, index, offset, piece))
-                    if self._settle(pending, source, job, wait=len(pending) >= window):
+                    if self._settle(pending, source, job, at_most=window - 1):
                         last = time.monotonic()
-            if self._settle(pending, source, job, wait=True, until=0):
+            if self._settle(pending, source, job, at_most=0):
                 last = time.monotonic()
             self._tail(pump, source, job, last)
         finally:
@@ -755,24 +755,17 @@ class _Fetcher:
         return _Piece(index, offset, data, future)
 
     def _settle(
-        self,
-        pending: deque[_Piece],
-        source: Transport,
-        job: _Job,
-        *,
-        wait: bool,
-        until: int | None = None,
+        self, pending: deque[_Piece], source: Transport, job: _Job, *, at_most: int
     ) -> bool:
         """Write and record the verified pieces at the head of ``pending``; ``True`` if any.
 
-        Pieces are written here, by one thread, in order (concurrent writers to one file only
-        contend for its lock). With ``wait``, block until ``pending`` is shorter than the
-        window (or has at most ``until`` pieces). The first piece that failed to verify raises
-        its error (the pieces after it are dealt with by :meth:`_drain`).
+        Every piece already verified is taken, in order, and more are waited for until at most
+        ``at_most`` remain. Pieces are written here, by one thread (concurrent writers to one
+        file only contend for its lock). The first piece that failed to verify raises its
+        error (the pieces after it are dealt with by :meth:`_drain`).
         """
-        limit = self._window() - 1 if until is None else until
         settled = False
-        while pending and (pending[0].future.done() or (wait and len(pending) > limit)):
+        while pending and (pending[0].future.done() or len(pending) > at_most):
             piece = pending.popleft()
             piece.future.result()  # raises the piece's verification error
             self._keep(piece, source, job)
