@@ -608,6 +608,62 @@ def test_property_liars_never_reach_final_paths(
     ds.check(dest)
 
 
+class Rechunking(Tampering):
+    """Like :class:`Tampering`, but hands the bytes over in chunks of the given sizes (cycled)."""
+
+    def __init__(
+        self, directory: Path, chunks: list[int], bad: dict[str, set[int]] | None = None
+    ) -> None:
+        super().__init__(directory, bad)
+        self.chunks = chunks
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        data = b"".join(super().open_range(entry, offset, length))
+        pos, i = 0, 0
+        while pos < len(data):
+            n = self.chunks[i % len(self.chunks)]
+            yield data[pos : pos + n]
+            pos, i = pos + n, i + 1
+
+
+@given(
+    chunks=st.lists(st.integers(1, 3 * PIECE), min_size=1, max_size=8),
+    bad=st.sets(st.integers(0, 7 * PIECE + 122), max_size=3),
+    slow=st.booleans(),
+)
+@settings(
+    deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_property_any_chunking_gives_the_same_verified_pieces(
+    ds: Dataset,
+    tmp_path_factory: pytest.TempPathFactory,
+    chunks: list[int],
+    bad: set[int],
+    slow: bool,
+) -> None:
+    """However a source cuts its answer (pieces split across chunks, several pieces in one,
+    batches joined while the fetcher is busy), exactly the pieces it sent right are kept."""
+    dest = tmp_path_factory.mktemp("chunks") / "dest"
+    source = Rechunking(ds.root, chunks, {"big.bin": bad})
+    progress = SlowProgress() if slow else Recorder()
+    try:
+        run(ds, dest, [source], progress=progress)
+        assert not bad
+    except IncompleteFetchError as exc:
+        assert bad and exc.report.failed == ("big.bin",)
+    partial_pieces_are_clean(ds, dest)
+    ds.check(dest, [p for p in SIZES if p != "big.bin" or not bad])
+    honest = Tampering(ds.root)
+    run(ds, dest, [honest])
+    ds.check(dest)
+    # the honest source was asked at most for the pieces from the first bad one on
+    if bad:
+        first_bad = min(bad) // PIECE * PIECE
+        assert all(p == "big.bin" and o >= first_bad for p, o, _ in honest.requests)
+    else:
+        assert honest.requests == []
+
+
 def test_failure_is_a_fetch_error(ds: Dataset, tmp_path: Path) -> None:
     with pytest.raises(FetchError):
         run(ds, tmp_path / "dest", [Tampering(ds.root, {"empty": {0}, "big.bin": {0}})])
