@@ -330,6 +330,16 @@ def test_bytes_received_before_a_reset_are_kept(ds: Dataset, tmp_path: Path) -> 
     assert "reset" in problem.message
 
 
+def test_hashing_threads_end_with_the_fetch(
+    ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importlib.import_module("owmanifest.transport.fetch"), "_WORKERS", 3)
+    liar = Tampering(ds.root, {"big.bin": {PIECE}})
+    run(ds, tmp_path / "dest", [liar, Tampering(ds.root)])
+    ds.check(tmp_path / "dest")
+    assert not [t for t in threading.enumerate() if t.name.startswith("owmanifest-verify")]
+
+
 def test_one_core_verifies_inline_and_stops_at_the_bad_piece(
     ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
