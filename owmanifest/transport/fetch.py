@@ -303,8 +303,53 @@ def _coalesce(missing: Sequence[int], checker: PieceVerifier) -> list[tuple[int,
     return out
 
 
-def _joined(chunks: list[bytes]) -> bytes:
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+class _Assembler:
+    """Cuts the bytes of the pieces in ``order``, arriving in chunks of any size, into pieces.
+
+    A piece that lies whole in one chunk is a view of it (no copy); one that spans chunks is
+    copied into a buffer of its own (never reused: the last one may still be being hashed).
+    """
+
+    def __init__(self, checker: PieceVerifier, order: deque[int], source: str) -> None:
+        self.checker = checker
+        self.order = order
+        self.source = source
+        self.buf = memoryview(bytearray(0))
+        self.filled = 0  # bytes of the piece being assembled in ``buf``
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, int, memoryview]]:
+        """Yield ``(index, offset, data)`` of each piece that ``chunk`` completes.
+
+        Raises:
+            SizeExceededError: bytes beyond the last piece in ``order``.
+        """
+        view = memoryview(chunk)
+        pos = 0
+        while pos < len(view):
+            if not self.order:
+                raise SizeExceededError(
+                    f"{self.source} sent more bytes than requested",
+                    uri=self.source,
+                    path=self.checker.path,
+                )
+            index = self.order[0]
+            offset, length = self.checker.piece_span(index)
+            take = min(length - self.filled, len(view) - pos)
+            if not self.filled and take == length:
+                piece = view[pos : pos + take]
+            else:
+                if not self.filled:
+                    self.buf = memoryview(bytearray(length))
+                self.buf[self.filled : self.filled + take] = view[pos : pos + take]
+                self.filled += take
+                if self.filled < length:
+                    pos += take
+                    continue
+                piece = self.buf
+            pos += take
+            self.filled = 0
+            self.order.popleft()
+            yield index, offset, piece
 
 
 class _Pump:
@@ -340,8 +385,8 @@ class _Pump:
         try:
             for offset, length in self.spans:
                 chunks = self.source.read_range(self.entry, offset, length)
-                # While the fetcher is busy, chunks are joined into batches of up to 1 MiB:
-                # fewer hand-overs between threads, and more pieces arrive in one piece.
+                # While the fetcher is busy, chunks are handed over in batches of up to 1 MiB
+                # (a list, not joined: no copy), so there are fewer hand-overs between threads.
                 batch: list[bytes] = []
                 size = 0
                 try:
@@ -349,16 +394,16 @@ class _Pump:
                         batch.append(chunk)
                         size += len(chunk)
                         if size >= _BATCH_BYTES or self.queue.empty():
-                            if not self._put(("chunk", _joined(batch))):
+                            if not self._put(("chunks", batch)):
                                 return
                             batch, size = [], 0
                 except BaseException:
                     if batch:  # what arrived before the failure may still complete pieces
-                        self._put(("chunk", _joined(batch)))
+                        self._put(("chunks", batch))
                     raise
                 finally:
                     chunks.close()  # type: ignore[attr-defined]
-                if batch and not self._put(("chunk", _joined(batch))):
+                if batch and not self._put(("chunks", batch)):
                     return
             self._put(("done", None))
         except BaseException as exc:  # handed to the fetcher, which re-raises it
@@ -685,8 +730,7 @@ class _Fetcher:
         pump = _Pump(source, job.entry, [(off, n) for off, n, _ in requests])
         pending: deque[_Piece] = deque()
         window = self._window()
-        filled = 0  # bytes of the piece being assembled in ``buf``
-        buf = memoryview(bytearray(0))
+        assembler = _Assembler(checker, order, source.name)
         last = time.monotonic()
         try:
             while order:
@@ -695,35 +739,11 @@ class _Fetcher:
                     raise value
                 if kind == "done":
                     raise FetchError(f"{source.name} ended early", uri=source.name)
-                view = memoryview(value)
-                pos = 0
-                while pos < len(view):
-                    if not order:
-                        raise SizeExceededError(
-                            f"{source.name} sent more bytes than requested",
-                            uri=source.name,
-                            path=job.path,
-                        )
-                    index = order[0]
-                    offset, length = checker.piece_span(index)
-                    take = min(length - filled, len(view) - pos)
-                    if not filled and take == length:  # the whole piece in one chunk: no copy
-                        piece = view[pos : pos + take]
-                        pos += take
-                    else:
-                        if not filled:  # a fresh buffer: the last one may still be in a worker
-                            buf = memoryview(bytearray(length))
-                        buf[filled : filled + take] = view[pos : pos + take]
-                        filled += take
-                        pos += take
-                        if filled < length:
-                            continue
-                        piece = buf
-                    filled = 0
-                    order.popleft()
-                    pending.append(self._submit(checker, index, offset, piece))
-                    if self._settle(pending, source, job, at_most=window - 1):
-                        last = time.monotonic()
+                for chunk in value:
+                    for index, offset, piece in assembler.feed(chunk):
+                        pending.append(self._submit(checker, index, offset, piece))
+                        if self._settle(pending, source, job, at_most=window - 1):
+                            last = time.monotonic()
             if self._settle(pending, source, job, at_most=0):
                 last = time.monotonic()
             self._tail(pump, source, job, last)
@@ -805,7 +825,7 @@ class _Fetcher:
             kind, value = self._next(pump, source, job, since)
             if kind == "error":
                 raise value
-            if kind == "chunk":  # pragma: no cover - read_range prevents this
+            if kind == "chunks":  # pragma: no cover - read_range prevents this
                 raise SizeExceededError(f"{source.name} sent too many bytes", uri=source.name)
         except TransportError as exc:
             self._problem(job, source.name, exc)
@@ -840,15 +860,18 @@ class _Fetcher:
                     raise value
                 if kind == "done":
                     raise FetchError(f"{source.name} ended early", uri=source.name)
-                received += len(value)
-                if received > entry.size:  # pragma: no cover - read_range prevents this
-                    raise SizeExceededError(f"{source.name} sent too many bytes", uri=source.name)
-                # Progress is a piece's worth of bytes, as in piece mode: a source that drips
-                # a byte at a time (slow loris) must not hold off the stall timeout forever.
-                if received - mark >= self.piece_length or received == entry.size:
-                    mark = received
-                    last = time.monotonic()
-                yield value
+                for chunk in value:
+                    received += len(chunk)
+                    if received > entry.size:  # pragma: no cover - read_range prevents this
+                        raise SizeExceededError(
+                            f"{source.name} sent too many bytes", uri=source.name
+                        )
+                    # Progress is a piece's worth of bytes, as in piece mode: a source that
+                    # drips a byte at a time (slow loris) must not hold off the stall timeout.
+                    if received - mark >= self.piece_length or received == entry.size:
+                        mark = received
+                        last = time.monotonic()
+                    yield chunk
 
         try:
             job.partial.write_stream(chunks())
