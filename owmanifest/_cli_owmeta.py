@@ -111,7 +111,7 @@ def cmd_list(args: argparse.Namespace, out: Any) -> int:
     from .verify.manifest import check_proofs
     from .verify.policy import TrustPolicy
 
-    document = _read(args.manifest)
+    document = _read(args.manifest, keep_json=False)
     manifest, _, _ = check_proofs(document, TrustPolicy())
     bundles = bundles_in_manifest(manifest)
     if out.as_json:

@@ -81,7 +81,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     from .verify.tree import verify_tree
 
     policy = _policy(args, out)
-    document = _read(args.manifest)
+    document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
         vm = verify_with_state(args, out, document, policy)
@@ -202,7 +202,7 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
     from .verify.manifest import check_proofs
     from .verify.policy import TrustPolicy
 
-    document = _read(args.manifest)
+    document = _read(args.manifest, keep_json=False)
     manifest, _, outcomes = check_proofs(document, TrustPolicy())
     if not any(not o.reason.startswith("invalid proof") for o in outcomes):
         out.info("WARNING: the manifest carries no valid signature; leechers will refuse it")

@@ -133,12 +133,14 @@ def _signer_did(value: str) -> str:
     )
 
 
-def _read(path: str, fmt: str | None = None) -> ManifestDocument:
+def _read(path: str, fmt: str | None = None, *, keep_json: bool = True) -> ManifestDocument:
+    """Read a manifest; ``keep_json=False`` where only its RDF is needed (less memory)."""
     from .manifest.document import load_document, read_document
 
     if path == "-":
-        return load_document(sys.stdin.buffer.read(), source="<stdin>", format=fmt or "json-ld")
-    return read_document(path, format=fmt)
+        data = sys.stdin.buffer.read()
+        return load_document(data, source="<stdin>", format=fmt or "json-ld", keep_json=keep_json)
+    return read_document(path, format=fmt, keep_json=keep_json)
 
 
 def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
@@ -384,7 +386,7 @@ def verify_with_state(
 
     store = None if getattr(args, "no_state", False) else StateStore.default()
     allow_downgrade = getattr(args, "allow_downgrade", False)
-    chain = [_read(p) for p in (getattr(args, "chain", None) or [])]
+    chain = [_read(p, keep_json=False) for p in (getattr(args, "chain", None) or [])]
     try:
         vm = verify_manifest(document, policy)
     except PolicyError as direct_failure:
@@ -418,7 +420,7 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     from .verify.tree import verify_tree
 
     policy = _policy(args, out)
-    document = _read(args.manifest)
+    document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
         vm = verify_with_state(args, out, document, policy)
@@ -489,7 +491,7 @@ def cmd_show(args: argparse.Namespace, out: _Out) -> int:
     from .verify.manifest import check_proofs
     from .verify.policy import TrustPolicy
 
-    document = _read(args.manifest)
+    document = _read(args.manifest, keep_json=False)
     manifest, digest, outcomes = check_proofs(document, TrustPolicy())
     valid = [o for o in outcomes if not o.reason.startswith("invalid proof")]
     m = manifest

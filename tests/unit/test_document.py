@@ -58,6 +58,15 @@ def test_jsonld_round_trip() -> None:
     assert manifest_from_quads(doc.quads, source="m") == m
 
 
+def test_json_need_not_be_kept() -> None:
+    kept = load_document(doc_bytes(), source="m.jsonld")
+    lean = load_document(doc_bytes(), source="m.jsonld", keep_json=False)
+    assert kept.json is not None and lean.json is None
+    assert lean.quads == kept.quads  # the same statements, only the JSON value is dropped
+    with pytest.raises(InvalidManifestError):  # and read as strictly
+        load_document(doc_bytes()[:-3], source="m.jsonld", keep_json=False)
+
+
 @pytest.mark.parametrize("fmt", ["trig", "n-quads"])
 def test_rdf_formats_round_trip(fmt: str) -> None:
     m = sample_manifest()
