@@ -586,6 +586,7 @@ def hash_files(
     sha256: bool = False,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    stats: Sequence[os.stat_result] | None = None,
 ) -> list[FileHashes]:
     """Hash many files on every core; the result is in the order of ``paths``.
 
@@ -601,6 +602,9 @@ def hash_files(
         workers: how many threads or processes; default ``os.cpu_count()``.
         progress: called with byte increments, never from two threads at once (with worker
             processes, once per finished task, from the calling thread).
+        stats: the files' ``os.stat`` results, when the caller already took them (they must
+            be regular files); each file must still have that size and modification time
+            when it is read, or ``FileVerificationError`` is raised.
 
     Raises:
         MissingFileError: a file does not exist or is not a regular file.
@@ -613,7 +617,10 @@ def hash_files(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     names = [os.fsdecode(p) for p in paths]
-    stats = [_stat(name) for name in names]
+    if stats is None:
+        stats = [_stat(name) for name in names]
+    elif len(stats) != len(names) or not all(stat.S_ISREG(st.st_mode) for st in stats):
+        raise ValueError("stats must be one stat result of a regular file per path")
     total = sum(st.st_size for st in stats)
     report = _SerializedProgress(progress) if progress is not None else None
 

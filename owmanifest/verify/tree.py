@@ -127,10 +127,10 @@ def check_tree(
     cache = HashCache.load(manifest.id, root) if fast else None
     cached: list[FileEntry] = []
     stats: dict[str, os.stat_result] = {}
+    base = os.fspath(root)
     for entry in entries:
-        local = root / entry.path
         try:
-            st = os.lstat(local)
+            st = os.lstat(os.path.join(base, entry.path))
         except FileNotFoundError:
             problems.append(FileProblem(entry.path, "missing"))
             continue
@@ -154,11 +154,12 @@ def check_tree(
         results: list[FileHashes] | None
         try:
             results = hash_files(
-                [root / e.path for e in to_hash],
+                [os.path.join(base, e.path) for e in to_hash],
                 manifest.piece_length,
                 v1=False,
                 workers=workers,
                 progress=progress,
+                stats=[stats[e.path] for e in to_hash],
             )
         except FileVerificationError:
             results = None

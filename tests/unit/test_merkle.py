@@ -284,6 +284,22 @@ def test_file_changed_between_plan_and_read(
     assert info.value.path == str(paths[2])  # type: ignore[attr-defined]
 
 
+def test_stats_from_the_caller(tmp_path: Path) -> None:
+    paths = [tmp_path / f"f{i}" for i in range(3)]
+    for i, path in enumerate(paths):
+        path.write_bytes(b"x" * (i * 20000))
+    stats = [os.lstat(p) for p in paths]
+    assert hash_files(paths, BLOCK_SIZE, stats=stats) == hash_files(paths, BLOCK_SIZE)
+    with pytest.raises(ValueError):
+        hash_files(paths, BLOCK_SIZE, stats=stats[:2])
+    with pytest.raises(ValueError):
+        hash_files([tmp_path], BLOCK_SIZE, stats=[os.lstat(tmp_path)])  # not a regular file
+    paths[1].write_bytes(b"y" * 20001)  # changed since the caller's stat
+    with pytest.raises(FileVerificationError) as info:
+        hash_files(paths, BLOCK_SIZE, stats=stats)
+    assert info.value.path == str(paths[1])
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         FileHasher(3 * BLOCK_SIZE)
