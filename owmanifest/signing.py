@@ -127,6 +127,8 @@ def _check_jsonld(
     Raises:
         InvalidManifestError: any of this does not hold (an internal error).
     """
+    from .schemas import validate
+
     again = loads_json(out, source=source)
     old_proofs = before.get("proof")
     if not isinstance(old_proofs, list):
@@ -138,6 +140,8 @@ def _check_jsonld(
         or again.get("proof", [])[:-1] != old_proofs
     ):
         raise InvalidManifestError("internal error: signing changed the document", path=source)
+    # What a verifier checks before it reads any RDF: the proof entry must fit the schema too.
+    validate(again, "manifest", source=source)
     _, mine = split_proofs(proof_graph_quads(again["proof"][-1], manifest_id, again["@context"]))
     if len(mine) != 1 or (mine[0].verification_method or "").split("#", 1)[0] != did:
         raise InvalidManifestError("internal error: the new proof was not found", path=source)

@@ -248,6 +248,10 @@ def _drops_old_proof(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, An
     return {**doc, "proof": [proof]}
 
 
+def _unknown_proof_field(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
+    return add_proof_to_jsonld(doc, {**proof, "nonce": 1})
+
+
 #: Bugs in the signer's own JSON-LD output, each caught by its self-check before the bytes are
 #: returned (the check no longer parses the whole document as RDF again).
 SIGNER_BUGS = {
@@ -256,6 +260,7 @@ SIGNER_BUGS = {
     "earlier proof dropped": (_drops_old_proof, InvalidManifestError, "changed the document"),
     "proof value damaged": (_bad_value, SignatureError, None),
     "proof by another key": (_other_signer, InvalidManifestError, "new proof was not found"),
+    "proof outside the schema": (_unknown_proof_field, InvalidManifestError, "manifest schema"),
 }
 
 
