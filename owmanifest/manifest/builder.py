@@ -37,7 +37,6 @@ class ScannedFile:
     path: str  # manifest path
     local: Path
     size: int
-    stat: os.stat_result | None = None  # as scanned (so hashing need not stat again)
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def scan_directory(
                 stack.append((Path(entry.path), rel + "/"))
             elif stat.S_ISREG(st.st_mode):
                 check_path(rel, source=entry.path)
-                files.append(ScannedFile(rel, Path(entry.path), st.st_size, st))
+                files.append(ScannedFile(rel, Path(entry.path), st.st_size))
             else:
                 skip(rel, "not a regular file")
     files.sort(key=lambda f: f.path)
@@ -223,14 +222,8 @@ def build_manifest(
         )
     if on_scanned is not None:
         on_scanned(len(files), total)
-    scanned = [f.stat for f in files if f.stat is not None]
     hashes = hash_files(
-        [f.local for f in files],
-        piece_length,
-        v1=hybrid,
-        workers=workers,
-        progress=progress,
-        stats=scanned if len(scanned) == len(files) else None,
+        [f.local for f in files], piece_length, v1=hybrid, workers=workers, progress=progress
     )
     entries = []
     for f, h in zip(files, hashes, strict=True):
