@@ -206,7 +206,7 @@ def test_canonical_fast_path_equals_rdfc(objects: list[Any]) -> None:
     fast = canonical.canonical_nquads(quads)
     dataset = pyoxigraph.Dataset(quads)
     dataset.canonicalize(pyoxigraph.CanonicalizationAlgorithm.RDFC_1_0)
-    expected = canonical._sorted_lines(canonical._nquads(dataset))
+    expected = canonical._sorted_lines([canonical._nquads(dataset)])
     assert fast == expected
     assert canonical.canonical_nquads(iter(quads)) == fast
 
