@@ -456,9 +456,13 @@ class PartialArea:
     def _remove_temporaries(self) -> None:
         """Remove the temporary files of atomic writes that a crash left behind.
 
-        Only with the lock held: no other fetch is writing here.
+        Only with the lock held: no other fetch is writing here. Atomic writes happen in this
+        directory (piece state) and in a transport's work directory one level down per
+        dataset (``bittorrent/<info-hash>/``: resume data); the data trees a transport keeps
+        there are not walked.
         """
-        for path in self.directory.rglob("*.tmp"):
+        candidates = [*self.directory.glob("*.tmp"), *self.directory.glob("*/*/*.tmp")]
+        for path in candidates:
             with contextlib.suppress(OSError):
                 mode = os.lstat(path).st_mode
                 if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # a link is removed, not followed
