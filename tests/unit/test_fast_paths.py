@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pyoxigraph
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import owmanifest.schemas as schemas
@@ -378,3 +378,156 @@ def test_a_large_manifest_round_trips() -> None:
     m = dataclasses.replace(sample_manifest(), files=tuple(files))
     doc = load_document(dumps(manifest_to_jsonld(m)), source="big.jsonld")
     assert manifest_from_quads(doc.quads, source="big.jsonld") == m
+
+
+# --- JSON-LD: the streaming parse ---------------------------------------------------------------
+# ``load_document`` reorders every JSON object's keys into JSON-LD's streaming document form and
+# reads it with pyoxigraph's streaming parser, falling back to the general parser when that
+# refuses. The statements must be those the general parser reads from the document as written.
+
+
+def _general_parse(data: bytes) -> tuple[pyoxigraph.Quad, ...]:
+    payload = json.dumps(json.loads(data)).encode()
+    return tuple(pyoxigraph.parse(payload, format=pyoxigraph.RdfFormat.JSON_LD))
+
+
+def _same_statements(a: tuple[pyoxigraph.Quad, ...], b: tuple[pyoxigraph.Quad, ...]) -> None:
+    assert len(set(a)) == len(set(b))
+    # Blank-node labels are the parsers' own: compare canonical forms, which relabel them.
+    assert canonical.canonical_nquads(a) == canonical.canonical_nquads(b)
+
+
+_IRI = st.sampled_from(["https://ex.org/a", "https://ex.org/b#c", "urn:x:1", "did:key:z6Mkx"])
+_PLAIN = st.one_of(st.text(max_size=6), st.integers(-5, 5), st.booleans())
+_JSONLD_VALUES = st.recursive(
+    _PLAIN
+    | st.builds(lambda s: {"@value": s, "@language": "en"}, st.text(max_size=4))
+    | st.builds(lambda s: {"@type": "xsd:date", "@value": s}, st.text(max_size=4))
+    | st.builds(lambda i: {"id": i}, _IRI),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.builds(lambda items: {"@list": items}, st.lists(inner, max_size=2))
+        | st.dictionaries(
+            st.sampled_from(["id", "type", "owm:p", "dcterms:title", "https://ex.org/q"]),
+            inner,
+            max_size=4,
+        ).map(lambda d: {k: (v if k not in ("id", "type") else "owm:T") for k, v in d.items()})
+        | st.builds(
+            # an extension value with a context of its own that aliases @type: not in the
+            # streaming form as far as the reordering can tell
+            lambda v: {"@context": {"t": "@type"}, "owm:p": v, "t": "owm:T"},
+            inner,
+        )
+    ),
+    max_leaves=8,
+)
+
+
+def _shuffled(d: dict[str, Any], order: list[int]) -> dict[str, Any]:
+    keys = list(d)
+    ranked = sorted(range(len(keys)), key=lambda i: (order[i % len(order)] if order else 0, i))
+    return {keys[i]: d[keys[i]] for i in ranked}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(["owm:x", "dcat:y", "dcterms:creator", "https://ex.org/p"]),
+        _JSONLD_VALUES,
+        max_size=3,
+    ),
+    st.lists(st.integers(0, 9), max_size=12),
+    st.booleans(),
+)
+def test_streaming_parse_reads_what_the_general_parser_reads(
+    extensions: dict[str, Any], order: list[int], proof: bool
+) -> None:
+    from owmanifest.errors import InvalidManifestError
+    from owmanifest.manifest.document import _parse_streaming, _streaming_order, load_document
+
+    doc = json.loads(doc_bytes())
+    doc.update(extensions)
+    if proof:
+        doc["proof"] = [
+            {
+                "type": "DataIntegrityProof",
+                "cryptosuite": "eddsa-rdfc-2022",
+                "created": "2026-01-01T00:00:00Z",
+                "verificationMethod": "did:key:z6Mkx#z6Mkx",
+                "proofPurpose": "assertionMethod",
+                "proofValue": "z" + "1" * 86,
+            }
+        ]
+    # any key order, at every level: the reordering must not depend on the writer's
+    doc = _shuffled(doc, order)
+    doc["files"] = [_shuffled(f, order[::-1]) for f in doc["files"]]
+    data = json.dumps(doc).encode()
+    try:
+        expected = _general_parse(data)
+    except SyntaxError:
+        event("not JSON-LD")
+        with pytest.raises(InvalidManifestError):
+            load_document(data, source="m.jsonld")
+        return
+    try:
+        got = load_document(data, source="m.jsonld").quads
+    except InvalidManifestError as exc:
+        event("refused by the schema")
+        assert exc.path == "m.jsonld"
+        return
+    streamed = _parse_streaming(json.dumps(_streaming_order(doc)).encode()) is not None
+    event("streaming parser" if streamed else "general parser")
+    _same_statements(got, expected)
+
+
+def test_streaming_parse_is_used_for_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    from owmanifest.manifest import document
+
+    calls: list[bool] = []
+    real = document._parse_streaming
+
+    def spy(payload: bytes) -> tuple[pyoxigraph.Quad, ...] | None:
+        result = real(payload)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(document, "_parse_streaming", spy)
+    from .fixtures import signed_bytes
+
+    for data in (doc_bytes(), signed_bytes()):
+        quads = document.load_document(data, source="m.jsonld").quads
+        _same_statements(quads, _general_parse(data))
+    assert calls == [True, True]
+
+
+def test_streaming_parse_falls_back_to_the_general_parser() -> None:
+    from owmanifest.manifest.document import _parse_streaming, _streaming_order, load_document
+
+    doc = json.loads(doc_bytes())
+    doc["owm:x"] = {"@context": {"t": "@type"}, "owm:p": 1, "t": "owm:T"}
+    data = json.dumps(doc).encode()
+    assert _parse_streaming(json.dumps(_streaming_order(doc)).encode()) is None
+    _same_statements(load_document(data, source="m.jsonld").quads, _general_parse(data))
+
+
+def _jsonld_files() -> list[Path]:
+    """Every JSON-LD file in the test assets and the shared vectors that the general parser
+    reads offline (the vectors' documents with remote contexts are left out)."""
+    roots = [Path(__file__).parents[1] / "assets", Path(__file__).parents[3] / "shared" / "vectors"]
+    found = []
+    for path in sorted(p for root in roots if root.is_dir() for p in root.rglob("*.json*")):
+        try:
+            _general_parse(path.read_bytes())
+        except (ValueError, SyntaxError, OSError):
+            continue
+        found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _jsonld_files(), ids=lambda p: p.name)
+def test_streaming_parse_on_every_json_ld_file_we_have(path: Path) -> None:
+    from owmanifest.manifest.document import _parse_streaming, _streaming_order
+
+    got = _parse_streaming(json.dumps(_streaming_order(json.loads(path.read_bytes()))).encode())
+    if got is not None:
+        _same_statements(got, _general_parse(path.read_bytes()))
