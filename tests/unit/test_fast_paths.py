@@ -8,6 +8,7 @@ cases and on generated inputs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -531,3 +532,63 @@ def test_streaming_parse_on_every_json_ld_file_we_have(path: Path) -> None:
     got = _parse_streaming(json.dumps(_streaming_order(json.loads(path.read_bytes()))).encode())
     if got is not None:
         _same_statements(got, _general_parse(path.read_bytes()))
+
+
+# --- the model: a file node read without building a _Node ---------------------------------------
+
+_DATASET = "https://openworm.org/data/sample"
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+
+
+def _literal(text: str, datatype: str | None = None, language: str | None = None) -> Any:
+    if language:
+        return pyoxigraph.Literal(text, language=language)
+    return pyoxigraph.Literal(text, datatype=pyoxigraph.NamedNode(_XSD + (datatype or "string")))
+
+
+_PATHS = st.sampled_from(["a", "d/f.txt", "é", "a b", "x\ny", "../x", ""])
+_TERMS = st.one_of(
+    _PATHS.map(_literal),
+    st.sampled_from(["0", "1", "-0", "+7", "007", "-1", "x", "1.0", " 1", "9" * 30]).flatmap(
+        lambda t: st.sampled_from([_literal(t, "integer"), _literal(t, "int"), _literal(t)])
+    ),
+    st.sampled_from(
+        ["bep52:" + "ab" * 32, "bep52:" + "AB" * 32, "sha256:" + "ab" * 32, "bep52:ab", "bep52:"]
+    ).flatmap(lambda t: st.sampled_from([_literal(t), _literal(t, language="en")])),
+    st.sampled_from([pyoxigraph.NamedNode("https://ex.org/x"), pyoxigraph.BlankNode("b")]),
+)
+_PREDICATES = st.sampled_from(
+    [
+        "https://openworm.org/ns/owmanifest#path",
+        "http://www.w3.org/ns/dcat#byteSize",
+        "https://openworm.org/ns/owmanifest#merkleRoot",
+        "http://purl.org/dc/terms/title",
+    ]
+)
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except InvalidManifestError as exc:
+        return f"{type(exc).__name__}: {exc} | {exc.expected} | {exc.observed}"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(_PREDICATES, _TERMS), max_size=6), st.booleans())
+def test_file_fast_path_equals_the_node_accessors(pairs: list[Any], iri_from_path: bool) -> None:
+    from owmanifest.manifest import document
+    from owmanifest.manifest.jsonld import file_iri as make_iri
+
+    flat = [x for pair in pairs for x in pair]
+    iri = f"{_DATASET}#d/f.txt"
+    if iri_from_path:
+        paths = [o.value for p, o in pairs if p.endswith("#path") and hasattr(o, "value")]
+        with contextlib.suppress(UnicodeEncodeError):
+            iri = make_iri(_DATASET, paths[0]) if paths else iri
+    fast = _outcome(lambda: document._file_entry(iri, flat, _DATASET, "m"))
+    slow = _outcome(
+        lambda: document._file_entry_checked(document._Node(iri, "m", flat), _DATASET, "m")
+    )
+    event("accepted" if isinstance(fast, document.FileEntry) else "refused")
+    assert fast == slow
