@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from owmanifest.errors import PathError
-from owmanifest.manifest.paths import check_path, check_paths
+from owmanifest.manifest.paths import _SIMPLE_PATH, case_key, check_path, check_paths
 
 BAD_PATHS = {
     "empty": "",
@@ -68,3 +70,57 @@ def test_bad_path_sets_are_refused(paths: list[str]) -> None:
 
 def test_distinct_paths_are_accepted() -> None:
     check_paths(["a/b", "a/c", "b", "A2"])
+
+
+# --- the fast path for simple ASCII paths gives check_path's answers ------------------------------
+
+_PIECES = st.sampled_from(["a", "B", ".", "..", "/", "\\", ":", " ", "~", "\x7f", "\x1f", "é", "C"])
+_PATHS = st.lists(_PIECES, max_size=8).map("".join) | st.sampled_from(
+    ["x" * 255, "x" * 256, "a/" + "y" * 255, "/".join(["abcdefgh"] * 455), "/".join(["ab"] * 1400)]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_PATHS)
+def test_simple_paths_are_accepted_by_check_path(path: str) -> None:
+    if len(path) <= 4096 and _SIMPLE_PATH(path):
+        assert check_path(path) == path
+        assert case_key(path) == path.lower()
+
+
+def _reference_check_paths(paths: list[str]) -> None:
+    """check_paths as first written: every path through check_path, dirs by splitting."""
+    seen: dict[str, str] = {}
+    exact: set[str] = set()
+    for path in paths:
+        check_path(path)
+        if path in exact:
+            raise PathError("duplicate")
+        if case_key(path) in seen:
+            raise PathError("case")
+        seen[case_key(path)] = path
+        exact.add(path)
+    dirs = {"/".join(p.split("/")[:i]) for p in exact for i in range(1, p.count("/") + 1)}
+    if exact & dirs:
+        raise PathError("file and directory")
+    folded = {case_key(d): d for d in dirs}
+    if any(folded.get(case_key(p), p) != p for p in exact):
+        raise PathError("file and directory by case")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "A", "b", "/", "é", "É", "."]), max_size=5).map("".join),
+        max_size=6,
+    )
+)
+def test_check_paths_refuses_what_the_reference_refuses(paths: list[str]) -> None:
+    def outcome(fn: object) -> bool:
+        try:
+            fn(paths)  # type: ignore[operator]
+        except PathError:
+            return False
+        return True
+
+    assert outcome(check_paths) == outcome(_reference_check_paths)
