@@ -134,13 +134,17 @@ def _signer_did(value: str) -> str:
 
 
 def _read(path: str, fmt: str | None = None, *, keep_json: bool = True) -> ManifestDocument:
-    """Read a manifest; ``keep_json=False`` where only its RDF is needed (less memory)."""
+    """Read a manifest; ``keep_json=False`` where it is only verified: then neither its JSON
+    nor its quads are kept (the verifier reads the quads once, as they are parsed)."""
     from .manifest.document import load_document, read_document
 
+    stream = not keep_json
     if path == "-":
         data = sys.stdin.buffer.read()
-        return load_document(data, source="<stdin>", format=fmt or "json-ld", keep_json=keep_json)
-    return read_document(path, format=fmt, keep_json=keep_json)
+        return load_document(
+            data, source="<stdin>", format=fmt or "json-ld", keep_json=keep_json, stream=stream
+        )
+    return read_document(path, format=fmt, keep_json=keep_json, stream=stream)
 
 
 def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:

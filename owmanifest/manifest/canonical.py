@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_BLANK_NODES",
     "DEFAULT_MAX_WORK",
     "RDFC_SHA256",
+    "canonical_from_lines",
     "canonical_hash",
     "canonical_nquads",
 ]
@@ -144,6 +145,30 @@ def canonical_nquads(
     dataset = pyoxigraph.Dataset(unique)
     dataset.canonicalize(algorithm)
     return _sorted_lines([_nquads(dataset)])
+
+
+def canonical_from_lines(lines: Iterable[bytes]) -> bytes | None:
+    """The canonical N-Quads of a dataset given as its statements' N-Quads lines.
+
+    Args:
+        lines: one line per statement as pyoxigraph writes it (``f"{quad} ."``), in UTF-8,
+            without the newline and without duplicates.
+
+    Returns:
+        What :func:`canonical_nquads` returns for those statements; or ``None`` when a line
+        may hold a blank node or an RDF 1.2 triple term (``_:`` or ``<<`` anywhere, the test
+        of :func:`canonical_nquads`' own fast path): those need the full algorithm, from
+        the quads.
+    """
+    ordered = sorted(lines)  # UTF-8 byte order is code point order
+    if not ordered:
+        return b""
+    ordered.append(b"")  # the final newline
+    data = b"\n".join(ordered)
+    del ordered
+    if b"_:" in data or b"<<" in data:
+        return None
+    return data
 
 
 def canonical_hash(

@@ -10,8 +10,7 @@ import functools
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -33,6 +32,7 @@ __all__ = [
     "detect_format",
     "load_document",
     "manifest_from_quads",
+    "manifest_from_stream",
     "read_document",
 ]
 
@@ -49,24 +49,68 @@ FORMATS: dict[str, tuple[str, ...]] = {
 MAX_DOCUMENT_BYTES = 2 * 1024**3
 
 
-@dataclass(frozen=True)
 class ManifestDocument:
     """A parsed (not yet verified) manifest document.
 
     Attributes:
         source: the path or URI it was read from, for messages.
         format: one of :data:`FORMATS`.
-        quads: every quad of the document, proofs included.
+        quads: every quad of the document, proofs included. A document read with
+            ``stream=True`` parses them when this is first used (and reports a syntax error
+            then, as :class:`~owmanifest.errors.InvalidManifestError`).
         json: the JSON value when the input was JSON-LD (kept so ``sign`` can add a proof
             without rewriting anything else); ``None`` for other formats, or when the reader
             did not keep it (``keep_json=False``: a large manifest's JSON is a tenth of what
             reading it costs in memory).
     """
 
-    source: str
-    format: str
-    quads: tuple[pyoxigraph.Quad, ...]
-    json: dict[str, Any] | None = None
+    __slots__ = ("_payload", "_quads", "format", "json", "source")
+
+    def __init__(
+        self,
+        source: str,
+        format: str,
+        quads: tuple[pyoxigraph.Quad, ...] | None = None,
+        json: dict[str, Any] | None = None,
+        *,
+        payload: bytes | None = None,
+    ) -> None:
+        if (quads is None) == (payload is None):
+            raise TypeError("a ManifestDocument has either its quads or the RDF to parse")
+        self.source = source
+        self.format = format
+        self.json = json
+        self._quads = quads
+        self._payload = payload
+
+    def __repr__(self) -> str:
+        return f"<ManifestDocument {self.format} {self.source!r}>"
+
+    @property
+    def quads(self) -> tuple[pyoxigraph.Quad, ...]:
+        if self._quads is None:
+            assert self._payload is not None
+            self._quads = _parse_quads(self._payload, self.format, self.source)
+            self._payload = None
+        return self._quads
+
+    def stream(self) -> Iterator[pyoxigraph.Quad] | None:
+        """The quads one at a time, parsed and not kept, if this document was read with
+        ``stream=True`` and :attr:`quads` was not used yet; else ``None``.
+
+        For a reader that needs each statement once: at 1,000,000 files, holding every quad
+        costs 2.3 GB. The iterator raises ``SyntaxError`` (or ``ValueError``) where the
+        document cannot be read this way; :attr:`quads` then reads it as usual and reports
+        what is wrong.
+        """
+        if self._payload is None:
+            return None
+        import pyoxigraph as ox
+
+        fmt = ox.RdfFormat.STREAMING_JSON_LD if self.format == "json-ld" else None
+        return ox.parse(
+            self._payload, format=fmt or _rdf_format(self.format), rename_blank_nodes=False
+        )
 
 
 def _rdf_format(name: str) -> pyoxigraph.RdfFormat:
@@ -130,19 +174,27 @@ def _check_context(doc: Any, source: str) -> None:
 
 @paused_gc
 def load_document(
-    data: bytes, *, source: str, format: str | None = None, keep_json: bool = True
+    data: bytes,
+    *,
+    source: str,
+    format: str | None = None,
+    keep_json: bool = True,
+    stream: bool = False,
 ) -> ManifestDocument:
     """Parse a manifest document.
 
     JSON-LD input is parsed strictly, must carry exactly the owmanifest inline context and is
     checked against ``manifest.schema.json`` before it is turned into RDF.
 
+    Args:
+        keep_json: keep the JSON value (``sign`` needs it).
+        stream: do not parse the RDF yet; see :meth:`ManifestDocument.stream`. Syntax errors
+            in the RDF are then reported when the quads are first used.
+
     Raises:
         InvalidManifestError: unreadable, malformed, or not of the expected shape.
     """
     import json as _json
-
-    import pyoxigraph as ox
 
     fmt = format or detect_format(source, data)
     if fmt not in FORMATS:
@@ -165,21 +217,35 @@ def load_document(
         _check_context(parsed, source)
         validate(parsed, "manifest", source=source)
         doc = parsed if keep_json else None
-        streaming = _json.dumps(_streaming_order(parsed)).encode("utf-8")
+        payload = _json.dumps(_streaming_order(parsed)).encode("utf-8")
         del parsed  # freed now unless kept
-        quads = _parse_streaming(streaming)
+    if stream:
+        return ManifestDocument(source=source, format=fmt, json=doc, payload=payload)
+    return ManifestDocument(
+        source=source, format=fmt, quads=_parse_quads(payload, fmt, source), json=doc
+    )
+
+
+def _parse_quads(payload: bytes, fmt: str, source: str) -> tuple[pyoxigraph.Quad, ...]:
+    """Every quad of ``payload`` (for JSON-LD: the JSON as :func:`_streaming_order` wrote it).
+
+    Raises:
+        InvalidManifestError: not valid RDF of that format.
+    """
+    import pyoxigraph as ox
+
+    if fmt == "json-ld":
+        quads = _parse_streaming(payload)
         if quads is not None:
-            return ManifestDocument(source=source, format=fmt, quads=quads, json=doc)
+            return quads
         # Not in the streaming form after all (an extension value with its own context, say):
         # the general parser reads it, and reports any error.
-        payload = streaming
     try:
-        quads = tuple(ox.parse(payload, format=_rdf_format(fmt), rename_blank_nodes=False))
+        return tuple(ox.parse(payload, format=_rdf_format(fmt), rename_blank_nodes=False))
     except SyntaxError as exc:
         raise InvalidManifestError(f"not valid {fmt}: {exc}", path=source) from exc
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise InvalidManifestError(f"cannot parse {fmt}: {exc}", path=source) from exc
-    return ManifestDocument(source=source, format=fmt, quads=quads, json=doc)
 
 
 _LEADING_KEYS = ("@context", "@type", "type", "@id", "id")
@@ -226,9 +292,14 @@ def _parse_streaming(payload: bytes) -> tuple[pyoxigraph.Quad, ...] | None:
 
 
 def read_document(
-    path: str | os.PathLike[str], *, format: str | None = None, keep_json: bool = True
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    keep_json: bool = True,
+    stream: bool = False,
 ) -> ManifestDocument:
-    """Read and parse a manifest file.
+    """Read and parse a manifest file (``keep_json`` and ``stream`` as for
+    :func:`load_document`).
 
     Raises:
         InvalidManifestError: the file cannot be read or parsed.
@@ -241,7 +312,7 @@ def read_document(
         raise InvalidManifestError(
             f"cannot read manifest: {exc.strerror or exc}", path=str(p)
         ) from exc
-    return load_document(data, source=str(p), format=format, keep_json=keep_json)
+    return load_document(data, source=str(p), format=format, keep_json=keep_json, stream=stream)
 
 
 # --- RDF -> model -------------------------------------------------------------------------------
@@ -413,6 +484,38 @@ def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Man
         InvalidManifestError: missing/duplicated properties, wrong types, blank nodes, bad
             paths, inconsistent file nodes.
     """
+    return _manifest(quads, source, None, None)
+
+
+@paused_gc
+def manifest_from_stream(
+    quads: Iterable[pyoxigraph.Quad],
+    *,
+    source: str,
+    aside: list[pyoxigraph.Quad],
+    lines: dict[bytes, None],
+) -> Manifest:
+    """Extract the :class:`Manifest` from **all** of a document's quads, read once.
+
+    What :func:`~owmanifest.verify.proofs.split_proofs` would take out of the body (every
+    statement in a named graph, and every ``sec:proof`` statement) is appended to ``aside``
+    instead. Each statement of the body is put in ``lines`` as its N-Quads line (UTF-8, without
+    the final newline), once, in input order; a statement seen before is skipped, as
+    ``split_proofs`` drops duplicates. The result is what ``manifest_from_quads`` gives for
+    the body that ``split_proofs`` returns (a test compares them).
+
+    Raises:
+        InvalidManifestError: as :func:`manifest_from_quads`.
+    """
+    return _manifest(quads, source, aside, lines)
+
+
+def _manifest(
+    quads: Iterable[pyoxigraph.Quad],
+    source: str,
+    aside: list[pyoxigraph.Quad] | None,
+    lines: dict[bytes, None] | None,
+) -> Manifest:
     import pyoxigraph as ox
 
     # subject -> its predicates and objects, alternating: one list per node (a _Node, with a
@@ -425,11 +528,23 @@ def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Man
     for q in quads:
         s, p, o, g = q
         if type(g) is not default_graph:
+            if aside is not None:
+                aside.append(q)
+                continue
             raise InvalidManifestError(
                 "the manifest body contains a named graph that is not a proof",
                 path=source,
                 observed=str(q.graph_name),
             )
+        predicate = p.value
+        if lines is not None:
+            if predicate == v.SEC_PROOF:
+                aside.append(q)  # type: ignore[union-attr]
+                continue
+            line = f"{q} .".encode()
+            if line in lines:
+                continue
+            lines[line] = None
         if type(s) is blank_node or type(o) is blank_node:
             raise InvalidManifestError(
                 "the manifest body contains a blank node (every node must be an IRI)",
@@ -442,7 +557,6 @@ def manifest_from_quads(quads: Iterable[pyoxigraph.Quad], *, source: str) -> Man
         pairs = nodes.get(subject)
         if pairs is None:
             pairs = nodes[subject] = []
-        predicate = p.value
         predicate = predicates.setdefault(predicate, predicate)
         pairs += (predicate, o)
         if predicate == v.RDF_TYPE and type(o) is named_node and o.value == v.OWM_MANIFEST:

@@ -18,9 +18,11 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from .._gc import paused_gc
 from ..errors import (
+    Error,
     ExpiredError,
     InvalidManifestError,
     PolicyError,
@@ -28,13 +30,21 @@ from ..errors import (
     SignatureError,
     VerificationError,
 )
-from ..manifest.canonical import canonical_nquads
+from ..manifest.canonical import canonical_from_lines, canonical_nquads
 from ..manifest.digest import Digest
-from ..manifest.document import ManifestDocument, load_document, manifest_from_quads
+from ..manifest.document import (
+    ManifestDocument,
+    load_document,
+    manifest_from_quads,
+    manifest_from_stream,
+)
 from ..manifest.model import Manifest
 from .policy import TrustPolicy
 from .proofs import ProofGraph, split_proofs, verify_proof
 from .result import ProofOutcome, TrustAnchor, VerifiedManifest
+
+if TYPE_CHECKING:
+    import pyoxigraph
 
 __all__ = [
     "CLOCK_SKEW",
@@ -66,7 +76,7 @@ class _Checked:
 
 def _as_document(document: ManifestDocument | bytes, source: str) -> ManifestDocument:
     if isinstance(document, (bytes, bytearray)):
-        return load_document(bytes(document), source=source)
+        return load_document(bytes(document), source=source, keep_json=False, stream=True)
     return document
 
 
@@ -95,10 +105,15 @@ def _check_links(graphs: Sequence[ProofGraph], dataset_id: str, source: str) -> 
 
 @paused_gc
 def _check(document: ManifestDocument) -> _Checked:
-    body, graphs = split_proofs(document.quads)
-    manifest = manifest_from_quads(body, source=document.source)
-    _check_links(graphs, manifest.id, document.source)
-    canonical = canonical_nquads(body, source=document.source)
+    read = _read_once(document)
+    if read is None:
+        body, graphs = split_proofs(document.quads)
+        manifest = manifest_from_quads(body, source=document.source)
+        _check_links(graphs, manifest.id, document.source)
+        canonical = canonical_nquads(body, source=document.source)
+        del body
+    else:
+        manifest, graphs, canonical = read
     digest = Digest("rdfc-sha256", hashlib.sha256(canonical).digest())
     proofs = []
     for graph in graphs:
@@ -109,6 +124,36 @@ def _check(document: ManifestDocument) -> _Checked:
         else:
             proofs.append(_Proof(graph, verified.signer.did, None))
     return _Checked(document, manifest, digest, tuple(proofs))
+
+
+def _read_once(document: ManifestDocument) -> tuple[Manifest, list[ProofGraph], bytes] | None:
+    """The model, the proofs and the canonical N-Quads of the body, read in one pass over a
+    document's quads without holding them (:meth:`ManifestDocument.stream`).
+
+    Returns ``None`` when the document has no stream, or when this pass gives no answer: a
+    syntax error, a malformed body or proof, a blank node or triple term anywhere. The caller
+    then reads ``document.quads`` as usual, which gives the same answer or the precise error.
+    When it does answer, it is the answer of the usual way: the same checks on the same
+    statements (``manifest_from_stream`` puts aside what ``split_proofs`` would take out of
+    the body, and ``canonical_from_lines`` is ``canonical_nquads`` for a body without blank
+    nodes; tests compare both on generated documents).
+    """
+    quads = document.stream()
+    if quads is None:
+        return None
+    aside: list[pyoxigraph.Quad] = []
+    lines: dict[bytes, None] = {}
+    try:
+        manifest = manifest_from_stream(quads, source=document.source, aside=aside, lines=lines)
+        _, graphs = split_proofs(aside)
+        _check_links(graphs, manifest.id, document.source)
+    except (Error, SyntaxError, ValueError):
+        return None
+    canonical = canonical_from_lines(lines)
+    del lines
+    if canonical is None:
+        return None
+    return manifest, graphs, canonical
 
 
 def _parse_datetime(text: str) -> datetime:

@@ -202,13 +202,33 @@ FORMATS = _formats()
 
 
 def check_manifest(data: bytes, fmt: str | None, category: str) -> None:
-    """Parse, extract and verify; an accepted document must be the signed one."""
+    """Parse, extract and verify; an accepted document must be the signed one.
 
-    def run() -> VerifiedManifest:
-        doc = load_document(data, source="fuzzed" if fmt is None else f"fuzzed.{fmt}", format=fmt)
+    Both ways of reading are run: all quads first (``load_document``), and the one pass over
+    the quads as they are parsed that the command line uses (``stream=True``). They must give
+    the same verified manifest, or the same error.
+    """
+
+    def run(stream: bool = False) -> VerifiedManifest:
+        doc = load_document(
+            data,
+            source="fuzzed" if fmt is None else f"fuzzed.{fmt}",
+            format=fmt,
+            stream=stream,
+        )
         return verify_manifest(doc, BOTH)
 
+    def answer(stream: bool) -> object:
+        try:
+            with alarm():
+                return run(stream)
+        except Error as exc:
+            return f"{type(exc).__name__}: {exc}"
+
     vm = only_owmanifest_errors(category, run)
+    streamed = answer(True)
+    if streamed != (vm if vm is not None else answer(False)):
+        raise AssertionError(f"{category}: the one-pass reading answered {streamed!r}")
     if vm is not None:
         o = original()
         if vm.canonical_hash != o.canonical_hash or vm.manifest != o.manifest:

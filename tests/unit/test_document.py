@@ -197,3 +197,23 @@ def test_extension_statements_are_kept() -> None:
     data = _edit(_set("dcterms:creator", "OpenWorm"))
     doc = load_document(data, source="x.jsonld")
     assert any(q.predicate.value == vocab.DCTERMS + "creator" for q in doc.quads)
+
+
+def test_a_streamed_document_parses_its_quads_when_first_used() -> None:
+    from owmanifest.manifest.document import ManifestDocument
+
+    doc = load_document(doc_bytes(), source="m.jsonld", stream=True)
+    stream = doc.stream()
+    assert stream is not None
+    streamed = tuple(stream)
+    assert doc.quads == load_document(doc_bytes(), source="m.jsonld").quads == streamed
+    assert doc.stream() is None  # the quads are kept now: read those
+    with pytest.raises(TypeError):
+        ManifestDocument("m", "json-ld")
+
+
+def test_a_streamed_document_reports_bad_rdf_when_used() -> None:
+    doc = load_document(b"<a> <b> .\n", source="bad.nq", stream=True)
+    with pytest.raises(InvalidManifestError, match="not valid n-quads") as info:
+        doc.quads  # noqa: B018
+    assert info.value.path == "bad.nq"

@@ -277,3 +277,94 @@ def test_sign_checks_its_own_output(bug: str, monkeypatch: pytest.MonkeyPatch) -
 
 def test_new_key_is_not_in_fixture() -> None:
     assert PrivateKey.generate().public_key.did not in DIDS.values()
+
+
+# --- the one-pass reading -----------------------------------------------------------------------
+# The command line reads a manifest it only verifies with ``stream=True``: the verifier then
+# reads the quads once, as they are parsed, without holding them (``_read_once``), and falls
+# back to the usual reading whenever that pass has no answer. Both must answer the same.
+
+
+def _answer(data: bytes, fmt: str | None, stream: bool) -> object:
+    from owmanifest.errors import Error
+
+    try:
+        doc = load_document(data, source=f"m.{fmt}", format=fmt, stream=stream)
+        return verify_manifest(doc, BOTH)
+    except Error as exc:
+        return f"{type(exc).__name__}: {exc} | {exc.expected} | {exc.observed}"
+
+
+def _signed_in(fmt: str) -> bytes:
+    if fmt == "json-ld":
+        return signed_bytes()
+    return convert_document(load_document(signed_bytes(), source="s.jsonld"), fmt)
+
+
+@pytest.mark.parametrize("fmt", ["json-ld", "n-quads", "trig"])
+def test_one_pass_reading_answers_for_signed_manifests(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from owmanifest.verify import manifest as verifier
+
+    answered: list[bool] = []
+    real = verifier._read_once
+
+    def spy(document: Any) -> Any:
+        result = real(document)
+        answered.append(result is not None)
+        return result
+
+    monkeypatch.setattr(verifier, "_read_once", spy)
+    data = _signed_in(fmt)
+    streamed = _answer(data, fmt, stream=True)
+    assert answered == [True]
+    assert streamed == _answer(data, fmt, stream=False)
+    assert not isinstance(streamed, str)
+
+
+_M = "<https://openworm.org/data/sample>"
+_P = "<http://purl.org/dc/terms/"
+
+
+def _nq_plus(extra: str) -> bytes:
+    return _signed_in("n-quads") + extra.encode()
+
+
+def _nq_doubled() -> bytes:
+    lines = _signed_in("n-quads").splitlines(keepends=True)
+    return b"".join(lines + lines[::3])
+
+
+# Documents where the one pass must hand over to the usual reading, or must agree with it.
+ONE_PASS_CASES: dict[str, Callable[[], bytes]] = {
+    "duplicate-statements": _nq_doubled,
+    "blank-node-label-in-a-literal": lambda: _nq_plus(f'{_M} {_P}title> "a _:b0 c" .\n'),
+    "triple-term-marker-in-a-literal": lambda: _nq_plus(f'{_M} {_P}title> "<<( x )>>" .\n'),
+    "blank-node-in-the-body": lambda: _nq_plus(f"{_M} {_P}creator> _:b0 .\n"),
+    "named-graph-not-a-proof": lambda: _nq_plus(f"{_M} {_P}creator> {_M} {_M} .\n"),
+    "proof-linked-from-another-node": lambda: _nq_plus(
+        f"<https://ex.org/x> <https://w3id.org/security#proof> _:zz .\n"
+        f'<https://ex.org/x> {_P}title> "t" _:zz .\n'
+    ),
+    "proof-link-to-a-literal": lambda: _nq_plus(f'{_M} <https://w3id.org/security#proof> "x" .\n'),
+    "triple-term-object": lambda: _nq_plus(
+        f"{_M} {_P}creator> <<( <https://ex.org/a> <https://ex.org/b> <https://ex.org/c> )>> .\n"
+    ),
+    "syntax-error-at-the-end": lambda: _nq_plus(f"{_M} {_P}title> .\n"),
+    "empty": lambda: b"",
+}
+
+
+@pytest.mark.parametrize("make", ONE_PASS_CASES.values(), ids=ONE_PASS_CASES.keys())
+def test_one_pass_reading_agrees_with_the_usual_one(make: Callable[[], bytes]) -> None:
+    data = make()
+    assert _answer(data, "n-quads", stream=True) == _answer(data, "n-quads", stream=False)
+
+
+@pytest.mark.parametrize("case", ATTACKS.values(), ids=ATTACKS.keys())
+def test_one_pass_reading_agrees_on_attacks(
+    case: tuple[Callable[[], bytes], TrustPolicy, type[Exception]],
+) -> None:
+    data = case[0]()
+    assert _answer(data, None, stream=True) == _answer(data, None, stream=False)
