@@ -133,12 +133,16 @@ def _signer_did(value: str) -> str:
     )
 
 
-def _read(path: str, fmt: str | None = None, *, keep_json: bool = True) -> ManifestDocument:
+def _read(
+    path: str, fmt: str | None = None, *, keep_json: bool = True, stream: bool | None = None
+) -> ManifestDocument:
     """Read a manifest; ``keep_json=False`` where it is only verified: then neither its JSON
-    nor its quads are kept (the verifier reads the quads once, as they are parsed)."""
+    nor (unless ``stream=False``) its quads are kept: the verifier reads the quads once, as
+    they are parsed."""
     from .manifest.document import load_document, read_document
 
-    stream = not keep_json
+    if stream is None:
+        stream = not keep_json
     if path == "-":
         data = sys.stdin.buffer.read()
         return load_document(
@@ -354,7 +358,7 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .signing import sign_document
 
-    document = _read(args.manifest)
+    document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
     key = _load_key(args)
     data = sign_document(
         document,

@@ -18,6 +18,7 @@ from .manifest.canonical import canonical_nquads
 from .manifest.document import ManifestDocument, load_document, manifest_from_quads, serialize_quads
 from .manifest.jsonld import dumps, loads_json, manifest_to_jsonld
 from .verify.keys import PrivateKey
+from .verify.manifest import _read_body
 from .verify.proofs import (
     add_proof_to_jsonld,
     create_proof,
@@ -49,8 +50,7 @@ def sign_document(
             already signed this document.
         FileVerificationError: ``check_directory`` does not match the manifest.
     """
-    body, proofs = split_proofs(document.quads)
-    manifest = manifest_from_quads(body, source=document.source)
+    manifest, proofs, canonical = _read_body(document)
     did = key.public_key.did
     if did not in manifest.signers and not allow_unlisted:
         raise UsageError(
@@ -70,7 +70,6 @@ def sign_document(
         from .verify.tree import check_tree
 
         check_tree(manifest, check_directory)
-    canonical = canonical_nquads(body, source=document.source)
     new_proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
     if document.format == "json-ld":
         assert document.json is not None
@@ -88,6 +87,7 @@ def sign_document(
             expected="json-ld, trig or n-quads",
         )
     # Check our own work before anyone else has to.
+    body, _ = split_proofs(document.quads)
     new_doc = load_document(out, source=document.source, format=document.format)
     new_body, new_proofs = split_proofs(new_doc.quads)
     # The body has no blank node (manifest_from_quads refuses them), so its canonical form is

@@ -103,17 +103,25 @@ def _check_links(graphs: Sequence[ProofGraph], dataset_id: str, source: str) -> 
                 )
 
 
+def _read_body(document: ManifestDocument) -> tuple[Manifest, list[ProofGraph], bytes]:
+    """A document's model, its proofs (not verified) and the canonical N-Quads of its body.
+
+    Raises:
+        InvalidManifestError: the document is malformed, or a proof hangs off another node.
+        CanonicalizationError: the body cannot be canonicalized.
+    """
+    read = _read_once(document)
+    if read is not None:
+        return read
+    body, graphs = split_proofs(document.quads)
+    manifest = manifest_from_quads(body, source=document.source)
+    _check_links(graphs, manifest.id, document.source)
+    return manifest, graphs, canonical_nquads(body, source=document.source)
+
+
 @paused_gc
 def _check(document: ManifestDocument) -> _Checked:
-    read = _read_once(document)
-    if read is None:
-        body, graphs = split_proofs(document.quads)
-        manifest = manifest_from_quads(body, source=document.source)
-        _check_links(graphs, manifest.id, document.source)
-        canonical = canonical_nquads(body, source=document.source)
-        del body
-    else:
-        manifest, graphs, canonical = read
+    manifest, graphs, canonical = _read_body(document)
     digest = Digest("rdfc-sha256", hashlib.sha256(canonical).digest())
     proofs = []
     for graph in graphs:
