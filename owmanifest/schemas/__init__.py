@@ -39,10 +39,12 @@ def validate(
     Raises:
         Error: (``error`` class) naming the JSON pointer of the first problem and the reason.
     """
-    validator = _validator(name)
     if name == "manifest" and _files_valid(instance):
         # Every file object is valid, so they contribute no error: check the rest only.
         instance = {**instance, "files": []}
+    if surely_valid(instance, name):
+        return  # without importing jsonschema (~50 ms per command)
+    validator = _validator(name)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.path), list(e.path)))
     if not errors:
         return
@@ -108,3 +110,148 @@ def _files_valid(instance: Any) -> bool:
             if type(value) is not str or root_search(value) is None:
                 return False
     return True
+
+
+# --- a fast path: the subset of JSON Schema that our schemas use --------------------------------
+
+_TYPES: dict[str, Any] = {
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+    "string": lambda v: type(v) is str,
+    "integer": lambda v: type(v) is int,  # jsonschema also takes 3.0: not sure, then
+    "boolean": lambda v: type(v) is bool,
+}
+_ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "$comment", "title", "description"})
+
+
+def surely_valid(instance: Any, name: str) -> bool:
+    """Whether ``instance`` is valid against schema ``name`` for certain (a fast path).
+
+    It knows the keywords our schemas use, read the way jsonschema reads them, and answers
+    ``True`` only when every keyword it meets is one of those and holds. ``False`` means
+    invalid *or not sure* (an unknown keyword, a float where an integer is expected, ...):
+    then jsonschema validates, and its messages are the ones users see. A test checks, on
+    generated and mutated documents of every schema, that what this accepts jsonschema
+    accepts.
+    """
+    schema = load_schema(name)
+    return _surely(schema, instance, schema)
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> Any:
+    while type(schema) is dict and "$ref" in schema and len(schema) == 1:
+        ref = schema["$ref"]
+        if type(ref) is not str or not ref.startswith("#/$defs/"):
+            return None
+        schema = root.get("$defs", {}).get(ref[len("#/$defs/") :])
+    return schema
+
+
+def _surely(schema: Any, value: Any, root: dict[str, Any]) -> bool:
+    if schema is True:
+        return True
+    if type(schema) is not dict:
+        return False
+    for key, rule in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        check = _KEYWORDS.get(key)
+        if check is None or not check(rule, value, schema, root):
+            return False
+    return True
+
+
+def _surely_not(schema: Any, value: Any, root: dict[str, Any]) -> bool:
+    """Whether ``value`` is surely invalid against ``schema``: its type does not fit, or it
+    lacks a required key."""
+    schema = _resolve(schema, root)
+    if type(schema) is not dict:
+        return False
+    kind = schema.get("type")
+    if type(kind) is str and kind in _TYPES and not _TYPES[kind](value):
+        return True
+    required = schema.get("required")
+    return (
+        type(value) is dict and type(required) is list and any(key not in value for key in required)
+    )
+
+
+def _additional(rule: Any, value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    if type(value) is not dict:
+        return True
+    named = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    return all(
+        _surely(rule, item, root)
+        for key, item in value.items()
+        if key not in named and not any(re.search(p, key) for p in patterns)
+    )
+
+
+def _pattern_properties(
+    rule: Any, value: Any, schema: dict[str, Any], root: dict[str, Any]
+) -> bool:
+    if type(value) is not dict:
+        return True
+    return all(
+        _surely(sub, item, root)
+        for pattern, sub in rule.items()
+        for key, item in value.items()
+        if re.search(pattern, key)
+    )
+
+
+def _unique(rule: Any, value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    if type(value) is not list or not rule:
+        return True
+    return all(type(item) is str for item in value) and len(set(value)) == len(value)
+
+
+def _const(rule: Any, value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    return type(rule) in (str, int) and type(value) is type(rule) and value == rule
+
+
+def _number(compare: Any) -> Any:
+    def check(rule: Any, value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
+        return type(value) not in (int, float) or compare(value, rule)
+
+    return check
+
+
+_KEYWORDS: dict[str, Any] = {
+    "type": lambda rule, value, schema, root: (
+        type(rule) is str and rule in _TYPES and _TYPES[rule](value)
+    ),
+    "required": lambda rule, value, schema, root: (
+        type(value) is not dict or all(key in value for key in rule)
+    ),
+    "properties": lambda rule, value, schema, root: (
+        type(value) is not dict
+        or all(_surely(sub, value[key], root) for key, sub in rule.items() if key in value)
+    ),
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional,
+    "items": lambda rule, value, schema, root: (
+        type(value) is not list or all(_surely(rule, item, root) for item in value)
+    ),
+    "minItems": lambda rule, value, schema, root: type(value) is not list or len(value) >= rule,
+    "maxItems": lambda rule, value, schema, root: type(value) is not list or len(value) <= rule,
+    "uniqueItems": _unique,
+    "contains": lambda rule, value, schema, root: (
+        type(value) is not list or any(_surely(rule, item, root) for item in value)
+    ),
+    "const": _const,
+    "pattern": lambda rule, value, schema, root: (
+        type(value) is not str or re.search(rule, value) is not None
+    ),
+    "minLength": lambda rule, value, schema, root: type(value) is not str or len(value) >= rule,
+    "minimum": _number(lambda value, rule: value >= rule),
+    "maximum": _number(lambda value, rule: value <= rule),
+    "$ref": lambda rule, value, schema, root: (
+        (target := _resolve({"$ref": rule}, root)) is not None and _surely(target, value, root)
+    ),
+    "oneOf": lambda rule, value, schema, root: (
+        sum(_surely(sub, value, root) for sub in rule) == 1
+        and all(_surely(sub, value, root) or _surely_not(sub, value, root) for sub in rule)
+    ),
+}

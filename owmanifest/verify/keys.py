@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import jsonschema
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 import nacl.secret
@@ -36,7 +35,7 @@ import nacl.signing
 import nacl.utils
 
 from ..errors import KeyFileError, SignatureError, UsageError
-from ..schemas import load_schema
+from ..schemas import load_schema, surely_valid
 from ._multibase import (
     ED25519_PRIV,
     ED25519_PUB,
@@ -475,7 +474,12 @@ def _load(path: str | os.PathLike[str]) -> dict[str, Any]:
             "key file is not acceptable JSON (a number too large or nesting too deep)",
             path=where,
         ) from None
-    problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    if surely_valid(document, "keyfile"):
+        problem = None  # without importing jsonschema
+    else:
+        import jsonschema
+
+        problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if problem is not None:
         pointer = "".join(
             "/" + str(part).replace("~", "~0").replace("/", "~1") for part in problem.absolute_path
@@ -495,13 +499,15 @@ _SCHEMA_NAME: Final = "keyfile.schema.json"
 
 @functools.lru_cache(maxsize=1)
 def _validator() -> Any:
+    import jsonschema
+
     schema = load_schema("keyfile")  # importlib.resources, owmanifest/schemas/keyfile.schema.json
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     return validator_class(schema)
 
 
-def _reason(error: jsonschema.exceptions.ValidationError) -> str:
+def _reason(error: Any) -> str:
     """Why ``error`` failed, without quoting the value (it may be a private key)."""
     keyword, value = error.validator, error.validator_value
     if keyword == "required":
