@@ -20,6 +20,12 @@ _MAX_PATH_BYTES = 4096
 _MAX_SEGMENT_BYTES = 255
 _CONTROL = re.compile("[\x00-\x1f\x7f]").search
 
+#: A path of printable ASCII that :func:`check_path` accepts as it is: segments of 1-255
+#: characters, none "." or "..", no backslash, not a drive ("C:"). Most paths are like this;
+#: for them the checks below are one regular expression (tested against check_path).
+_SIMPLE_SEGMENT = r"(?!\.\.?(?:/|\Z))[ -.0-\[\]-~]{1,255}"
+_SIMPLE_PATH = re.compile(rf"(?![A-Za-z]:){_SIMPLE_SEGMENT}(?:/{_SIMPLE_SEGMENT})*").fullmatch
+
 
 def check_path(path: str, *, source: str | None = None) -> str:
     """Return ``path`` if it is acceptable in a manifest.
@@ -27,6 +33,13 @@ def check_path(path: str, *, source: str | None = None) -> str:
     Raises:
         PathError: the path breaks one of the rules; the message says which.
     """
+    if type(path) is str and len(path) <= _MAX_PATH_BYTES and _SIMPLE_PATH(path):
+        return path
+    return _check_path(path, source)
+
+
+def _check_path(path: str, source: str | None) -> str:
+    """:func:`check_path`, every rule one by one."""
 
     def bad(reason: str, observed: object = None) -> PathError:
         return PathError(
@@ -69,13 +82,6 @@ def case_key(path: str) -> str:
     return unicodedata.normalize("NFC", path.casefold())
 
 
-#: A path of printable ASCII that :func:`check_path` accepts as it is: segments of 1-255
-#: characters, none "." or "..", no backslash, not a drive ("C:"). Most paths are like this;
-#: for them the checks below are one regular expression (tested against check_path).
-_SIMPLE_SEGMENT = r"(?!\.\.?(?:/|\Z))[ -.0-\[\]-~]{1,255}"
-_SIMPLE_PATH = re.compile(rf"(?![A-Za-z]:){_SIMPLE_SEGMENT}(?:/{_SIMPLE_SEGMENT})*").fullmatch
-
-
 def check_paths(paths: Iterable[str], *, source: str | None = None) -> None:
     """Check every path and the relations between them.
 
@@ -89,7 +95,7 @@ def check_paths(paths: Iterable[str], *, source: str | None = None) -> None:
         if type(path) is str and len(path) <= _MAX_PATH_BYTES and simple(path):
             key = path.lower()  # case_key of ASCII: casefold is lower, NFC changes nothing
         else:
-            check_path(path, source=source)
+            _check_path(path, source)
             key = case_key(path)
         if path in exact:
             raise PathError(f"duplicate file path {path!r}", path=source)
