@@ -75,6 +75,23 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version and which hashing engine runs (looked up only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from .manifest.hashing import engine
+
+        described = {
+            "compiled": "compiled core, OpenSSL's digests",
+            "python": "pure Python (the compiled core is not built, or OWMANIFEST_PURE_PYTHON)",
+        }
+        sys.stdout.write(f"owmanifest {__version__}\nhashing: {described[engine()]}\n")
+        parser.exit()
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -665,7 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common_options(False)],
     )
-    parser.add_argument("--version", action="version", version=f"owmanifest {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the version and the hashing engine, and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
 
     def add(name: str, help: str, description: str) -> argparse.ArgumentParser:

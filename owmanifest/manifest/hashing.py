@@ -6,12 +6,18 @@ verify and the transports all go through this module.
 * :class:`FileHasher` is the streaming core: feed it bytes in chunks of any size.
 * :func:`hash_file` reads one file with a reused, large buffer.
 * :func:`hash_files` is the fast path for many files. It splits large files into piece-aligned
-  regions and batches small files, and runs the work on every core. hashlib releases the GIL
-  while it hashes a 16 KiB leaf, so threads do well on large files; on many small files the
-  per-file Python work holds the GIL, and worker processes are about twice as fast. So: threads,
-  or processes (forked) for many files when forking is safe, that is on Linux when the calling
-  process has no other thread. See ``bench/hashing.py`` and
-  ``docs/adr/0001-bep52-merkle-roots.md``.
+  regions and batches small files, and runs the work on every core.
+
+:func:`hash_files` runs each batch through the compiled core (``_hashcore.c``) when it is
+built: the same reads and hashes in C, with OpenSSL's SHA-1 and SHA-256 (hashlib's own library)
+and the GIL released for the whole batch, so threads use every core with no per-file Python
+work. Without it (no C compiler at install time, or ``OWMANIFEST_PURE_PYTHON=1``) the same
+engine runs in Python: hashlib releases the GIL while it hashes a 16 KiB leaf, so threads do
+well on large files; on many small files the per-file Python work holds the GIL, and worker
+processes are about twice as fast. So: threads, or processes (forked) for many files when
+forking is safe, that is on Linux when the calling process has no other thread. Both give the
+same results and errors (``tests/unit/test_hashcore.py``). See ``bench/hashing.py``,
+``docs/adr/0001-bep52-merkle-roots.md`` and ``docs/adr/0007-compiled-hashing-core.md``.
 
 A file that vanishes, is not a regular file, cannot be read or changes while it is read raises an
 :class:`~owmanifest.errors.FileVerificationError` (or its subclass
@@ -43,7 +49,7 @@ from .merkle import (
     root_from_piece_layer,
 )
 
-__all__ = ["FileHasher", "FileHashes", "hash_file", "hash_files"]
+__all__ = ["FileHasher", "FileHashes", "engine", "hash_file", "hash_files"]
 
 READ_SIZE = 4 * 1024 * 1024
 """Bytes per read (a whole number of 16 KiB blocks, so leaves are hashed in place)."""
@@ -65,6 +71,45 @@ would cost more than it saves."""
 
 _sha1 = hashlib.sha1
 _sha256 = hashlib.sha256
+
+_PURE_ENV = "OWMANIFEST_PURE_PYTHON"
+
+
+@functools.cache
+def _core() -> Any:
+    """The compiled core with OpenSSL's digests loaded, or ``None`` (hash in pure Python).
+
+    The core calls the OpenSSL that hashlib itself runs, found through the ``_hashlib``
+    extension; before it is used, its SHA-1 and SHA-256 must give hashlib's digests.
+    """
+    if os.environ.get(_PURE_ENV):
+        return None
+    try:
+        from . import _hashcore
+    except ImportError:
+        return None
+    try:
+        import _hashlib
+
+        candidates = [getattr(_hashlib, "__file__", None)]
+    except ImportError:
+        candidates = []
+    candidates += ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.dylib"]
+    if not any(name and _hashcore.load(name) for name in candidates):
+        return None
+    sample = bytes(range(256)) * 129  # more than two 16 KiB blocks, not a whole number
+    if (
+        _hashcore.sha256(sample) != _sha256(sample).digest()
+        or _hashcore.sha1(sample) != _sha1(sample).digest()
+    ):
+        return None
+    return _hashcore
+
+
+def engine() -> str:
+    """Which engine :func:`hash_files` runs: ``"compiled"`` or ``"python"``."""
+    return "python" if _core() is None else "compiled"
+
 
 ProgressCallback = Callable[[int], None]
 
@@ -455,6 +500,9 @@ def _run_task(
     progress: ProgressCallback | None = None,
 ) -> list[_Result]:
     """Hash a batch of jobs with one reused buffer (runs in a worker thread or process)."""
+    core = _core()
+    if core is not None:
+        return _run_core(core, jobs, piece_length, v1, sha256, progress)
     buf = _buffer(max(job.size if job.whole else job.length for job in jobs))
     out: list[_Result] = []
     for job in jobs:
@@ -464,6 +512,53 @@ def _run_task(
         hasher = FileHasher(piece_length, v1=v1, sha256=sha256)
         _read(job, hasher, buf, progress)
         out.append(hasher.finish() if job.whole else hasher._finish_region(job.offset))
+    return out
+
+
+_CORE_MISSING, _CORE_OPEN, _CORE_NOT_REGULAR, _CORE_CHANGED, _CORE_READ = 1, 2, 3, 4, 5
+
+
+def _run_core(
+    core: Any,
+    jobs: Sequence[_Job],
+    piece_length: int,
+    v1: bool,
+    sha256: bool,
+    progress: ProgressCallback | None,
+) -> list[_Result]:
+    """:func:`_run_task` in the compiled core: the same results, the same errors."""
+    size = max(job.size if job.whole else job.length for job in jobs)
+    buffer_size = min(READ_SIZE, max(1, -(-size // BLOCK_SIZE)) * BLOCK_SIZE)
+    encoded = [
+        (os.fsencode(job.path), job.size, job.mtime_ns, job.offset, job.length) for job in jobs
+    ]
+    results, error = core.hash_jobs(encoded, piece_length, v1, sha256, buffer_size)
+    if error is not None:
+        index, kind, errno, observed = error
+        job = jobs[index]
+        path = job.path
+        done = _task_bytes(jobs[:index])
+        if progress is not None and done:
+            progress(done)
+        reason = os.strerror(errno) if errno else ""
+        if kind == _CORE_MISSING:
+            raise MissingFileError("file not found", path=path)
+        if kind == _CORE_OPEN:
+            raise FileVerificationError(f"cannot open file: {reason}", path=path)
+        if kind == _CORE_NOT_REGULAR:
+            raise MissingFileError("not a regular file", path=path)
+        if kind == _CORE_CHANGED:
+            raise _changed(path, job.size, observed)
+        raise FileVerificationError(f"cannot read file: {reason}", path=path)
+    done = _task_bytes(jobs)
+    if progress is not None and done:
+        progress(done)
+    out: list[_Result] = []
+    for job, (root, layer, v1_pieces, v1_last, digest) in zip(jobs, results, strict=True):
+        if job.whole:
+            out.append(FileHashes(job.size, root, layer, v1_pieces, v1_last, digest))
+        else:
+            out.append(_RegionHashes(job.offset, layer, v1_pieces, v1_last))
     return out
 
 
@@ -655,7 +750,8 @@ def _run_parallel(
     """Run the tasks on a pool; return the results of each task, in task order."""
     executor: Executor
     small_files = sum(len(task) for task in tasks if task[0].whole)
-    if small_files >= _PROCESS_MIN_FILES and _can_fork():
+    # The compiled core hashes a whole task with the GIL released: threads use every core.
+    if _core() is None and small_files >= _PROCESS_MIN_FILES and _can_fork():
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         in_worker = None  # progress is reported per finished task, from this thread
     else:

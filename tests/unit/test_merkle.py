@@ -151,6 +151,17 @@ def test_piece_layer_root_equals_leaf_root(size: int) -> None:
         assert root_from_piece_layer(layer, piece_length) == merkle_root(leaves)
 
 
+# The compiled core runs on threads; the pure-Python engine on processes (many small files,
+# where forking is safe) or threads.
+POOLS = ["threads", "python-processes", "python-threads"]
+
+
+def use_pool(monkeypatch: pytest.MonkeyPatch, pool: str) -> None:
+    monkeypatch.setattr(hashing, "_can_fork", lambda: pool == "python-processes")
+    if pool.startswith("python-"):
+        monkeypatch.setattr(hashing, "_core", lambda: None)
+
+
 @pytest.fixture
 def force_parallel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make hash_files split and parallelize even tiny inputs."""
@@ -161,7 +172,7 @@ def force_parallel(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("force_parallel")
-@pytest.mark.parametrize("pool", ["processes", "threads"])
+@pytest.mark.parametrize("pool", POOLS)
 @settings(
     deadline=None, max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -179,7 +190,7 @@ def test_hash_files_equals_hash_file(
     v1: bool,
     sha: bool,
 ) -> None:
-    monkeypatch.setattr(hashing, "_can_fork", lambda: pool == "processes")
+    use_pool(monkeypatch, pool)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, size in enumerate(file_sizes):
@@ -250,7 +261,7 @@ def test_file_changing_while_read(tmp_path: Path, change: str) -> None:
 
 
 @pytest.mark.usefixtures("force_parallel")
-@pytest.mark.parametrize("pool", ["processes", "threads"])
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize(
     ("meddle", "error"),
     [
@@ -266,7 +277,7 @@ def test_file_changed_between_plan_and_read(
     meddle: Callable[[Path], object],
     error: type[Exception],
 ) -> None:
-    monkeypatch.setattr(hashing, "_can_fork", lambda: pool == "processes")
+    use_pool(monkeypatch, pool)
     paths = [tmp_path / f"f{i}" for i in range(4)]
     for path in paths:
         path.write_bytes(b"abc")

@@ -1,0 +1,650 @@
+/*
+ * _hashcore: the inner loop of owmanifest's hashing engine, without the interpreter.
+ *
+ * For a batch of files (or piece-aligned regions of one large file) it reads the bytes and
+ * computes, from the same buffer and in one pass, exactly what owmanifest/manifest/hashing.py
+ * computes: the BEP 52 leaves (SHA-256 of each 16 KiB block, the last one as is), the piece
+ * layer and the root; the v1 SHA-1 of each piece, the last piece zero-padded; and, when asked,
+ * the SHA-256 of the whole file. The GIL is released for the whole batch, so threads use every
+ * core and there is no per-file Python work. tests/unit/test_hashcore.py compares every result
+ * and every error with the pure-Python engine.
+ *
+ * SHA-1 and SHA-256 are OpenSSL's: the very library Python's hashlib runs, found at run time
+ * through the _hashlib extension module (load()), so nothing is linked at build time and no
+ * OpenSSL headers are needed. hashing.py checks the functions against hashlib before it uses
+ * them, and falls back to pure Python when this module is missing or cannot load them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BLOCK 16384
+#define HASH 32
+#define SHA1_SIZE 20
+#define MAX_HEIGHT 64
+#define MAX_BUFFER (64 * 1024 * 1024)
+
+#ifdef __APPLE__
+#define MTIME_NS(st) ((long long)(st).st_mtimespec.tv_sec * 1000000000LL + (st).st_mtimespec.tv_nsec)
+#else
+#define MTIME_NS(st) ((long long)(st).st_mtim.tv_sec * 1000000000LL + (st).st_mtim.tv_nsec)
+#endif
+
+/* --- OpenSSL's low-level digest API -------------------------------------------------------- */
+
+/* SHA256_CTX and SHA_CTX are plain structs of at most 112 bytes in every OpenSSL since 0.9.7
+ * (and LibreSSL, BoringSSL); we only pass pointers, give them more room than they need, and
+ * copy a context with memcpy, which is valid for a plain struct. */
+typedef struct {
+    _Alignas(16) unsigned char opaque[256];
+} ctx_t;
+
+typedef int (*init_fn)(ctx_t *);
+typedef int (*update_fn)(ctx_t *, const void *, size_t);
+typedef int (*final_fn)(unsigned char *, ctx_t *);
+
+static init_fn sha256_init_p, sha1_init_p;
+static update_fn sha256_update_p, sha1_update_p;
+static final_fn sha256_final_p, sha1_final_p;
+static int loaded;
+
+static unsigned char pad_hash[MAX_HEIGHT + 1][HASH]; /* root of 2**h zero leaves */
+static const unsigned char zeros[BLOCK];
+
+static void
+sha256(const void *data, size_t n, unsigned char *out)
+{
+    ctx_t c;
+    sha256_init_p(&c);
+    sha256_update_p(&c, data, n);
+    sha256_final_p(out, &c);
+}
+
+/* --- Merkle tree ---------------------------------------------------------------------------- */
+
+/* Hash `n` nodes at tree level `height` up to one root, in place (`nodes` has room for n + 1).
+ * Missing nodes on a level are the root of an all-zero subtree of that level. With target >= 0
+ * the root is then combined with padding up to level `target` (hashing.py: merkle._reduce). */
+static void
+reduce(unsigned char *nodes, size_t n, int height, int target, unsigned char *out)
+{
+    unsigned char pair[2 * HASH];
+    size_t i;
+
+    while (n > 1) {
+        if (n & 1) {
+            memcpy(nodes + n * HASH, pad_hash[height], HASH);
+            n++;
+        }
+        /* the output of pair i lands at 32i, before its input at 64i: no overlap for i >= 1,
+         * and for i == 0 the digest is written only after the input is consumed */
+        for (i = 0; i < n / 2; i++)
+            sha256(nodes + 2 * i * HASH, 2 * HASH, nodes + i * HASH);
+        n /= 2;
+        height++;
+    }
+    memcpy(out, nodes, HASH);
+    while (target >= 0 && height < target) {
+        memcpy(pair, out, HASH);
+        memcpy(pair + HASH, pad_hash[height], HASH);
+        sha256(pair, 2 * HASH, out);
+        height++;
+    }
+}
+
+/* --- growable byte arrays ------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} bytes_t;
+
+static int
+grow(bytes_t *b, size_t extra)
+{
+    size_t cap;
+    unsigned char *data;
+
+    if (b->len + extra <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    data = realloc(b->data, cap);
+    if (data == NULL)
+        return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+append(bytes_t *b, const unsigned char *data, size_t n)
+{
+    if (grow(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+/* --- one job: a whole file, or a piece-aligned region of one ------------------------------- */
+
+enum { OK = 0, E_MISSING = 1, E_OPEN = 2, E_NOT_REGULAR = 3, E_CHANGED = 4, E_READ = 5, E_NOMEM = 6 };
+
+typedef struct {
+    const char *path;
+    long long size, mtime_ns, offset, length; /* length < 0: the whole file */
+} job_t;
+
+typedef struct {
+    int has_root, has_v1, has_last, has_sha256;
+    unsigned char root[HASH], last[SHA1_SIZE], sha256[HASH];
+    size_t layer_off, layer_len, v1_off, v1_len; /* into the batch's arenas */
+} result_t;
+
+typedef struct {
+    /* settings of the batch */
+    long long piece_length;
+    int height, want_v1, want_sha256;
+    size_t per_piece;
+    /* buffers reused from job to job */
+    unsigned char *buf;
+    size_t buf_len;
+    unsigned char *leaves; /* leaves of the current piece; room for per_piece + 1 */
+    size_t n_leaves;
+    bytes_t layers, v1s, scratch;
+    /* state of the current job */
+    ctx_t v1_ctx, whole_ctx;
+    long long v1_fill;
+} batch_t;
+
+/* One block of a job (16 KiB, or less at the end): a leaf, the v1 piece, the whole-file hash,
+ * all from the block while it is in the cache. */
+static int
+feed_block(batch_t *b, const unsigned char *block, size_t n)
+{
+    unsigned char piece[HASH];
+
+    if (b->want_sha256)
+        sha256_update_p(&b->whole_ctx, block, n);
+    if (b->want_v1) {
+        sha1_update_p(&b->v1_ctx, block, n);
+        b->v1_fill += (long long)n;
+        if (b->v1_fill == b->piece_length) {
+            if (grow(&b->v1s, SHA1_SIZE) < 0)
+                return E_NOMEM;
+            sha1_final_p(b->v1s.data + b->v1s.len, &b->v1_ctx);
+            b->v1s.len += SHA1_SIZE;
+            sha1_init_p(&b->v1_ctx);
+            b->v1_fill = 0;
+        }
+    }
+    sha256(block, n, b->leaves + b->n_leaves * HASH);
+    if (++b->n_leaves == b->per_piece) {
+        reduce(b->leaves, b->n_leaves, 0, b->height, piece);
+        b->n_leaves = 0;
+        if (append(&b->layers, piece, HASH) < 0)
+            return E_NOMEM;
+    }
+    return OK;
+}
+
+/* Close the last piece (v2: its leaves padded to the piece; v1: zero-padded) of a job. */
+static int
+flush(batch_t *b, result_t *r)
+{
+    unsigned char piece[HASH];
+    long long left;
+    size_t take;
+
+    if (b->n_leaves) {
+        reduce(b->leaves, b->n_leaves, 0, b->height, piece);
+        b->n_leaves = 0;
+        if (append(&b->layers, piece, HASH) < 0)
+            return E_NOMEM;
+    }
+    if (!b->want_v1)
+        return OK;
+    r->has_v1 = 1;
+    if (b->v1_fill) {
+        ctx_t copy;
+        memcpy(&copy, &b->v1_ctx, sizeof copy);
+        sha1_final_p(r->last, &copy);
+        r->has_last = 1;
+        for (left = b->piece_length - b->v1_fill; left > 0; left -= (long long)take) {
+            take = left < BLOCK ? (size_t)left : BLOCK;
+            sha1_update_p(&b->v1_ctx, zeros, take);
+        }
+        if (grow(&b->v1s, SHA1_SIZE) < 0)
+            return E_NOMEM;
+        sha1_final_p(b->v1s.data + b->v1s.len, &b->v1_ctx);
+        b->v1s.len += SHA1_SIZE;
+        b->v1_fill = 0;
+    } else if (b->v1s.len > r->v1_off) {
+        memcpy(r->last, b->v1s.data + b->v1s.len - SHA1_SIZE, SHA1_SIZE);
+        r->has_last = 1;
+    }
+    return OK;
+}
+
+/* The root of a whole file from its leaves or piece layer (hashing.py: FileHasher.finish). */
+static int
+finish_whole(batch_t *b, const job_t *job, result_t *r)
+{
+    size_t count;
+
+    if (job->size == 0)
+        return OK;
+    r->has_root = 1;
+    if (job->size <= b->piece_length) {
+        /* one piece: the root is over the actual leaves, not padded to the piece's count, and
+         * BEP 52 stores no layer */
+        if (b->layers.len > r->layer_off) /* exactly one full piece: its root is the root */
+            memcpy(r->root, b->layers.data + r->layer_off, HASH);
+        else
+            reduce(b->leaves, b->n_leaves, 0, -1, r->root);
+        b->n_leaves = 0;
+        b->layers.len = r->layer_off;
+        return OK;
+    }
+    count = (b->layers.len - r->layer_off) / HASH;
+    b->scratch.len = 0;
+    if (grow(&b->scratch, (count + 1) * HASH) < 0)
+        return E_NOMEM;
+    memcpy(b->scratch.data, b->layers.data + r->layer_off, count * HASH);
+    reduce(b->scratch.data, count, b->height, -1, r->root);
+    return OK;
+}
+
+static int
+run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed)
+{
+    struct stat st, after;
+    long long remaining, pos, want, fill;
+    ssize_t n;
+    size_t i;
+    int fd, status;
+
+    memset(r, 0, sizeof *r);
+    r->layer_off = b->layers.len;
+    r->v1_off = b->v1s.len;
+    b->n_leaves = 0;
+    b->v1_fill = 0;
+    if (b->want_v1)
+        sha1_init_p(&b->v1_ctx);
+    if (b->want_sha256)
+        sha256_init_p(&b->whole_ctx);
+
+    fd = open(job->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        *err = errno;
+        return (errno == ENOENT || errno == ENOTDIR) ? E_MISSING : E_OPEN;
+    }
+    if (fstat(fd, &st) < 0) {
+        *err = errno;
+        close(fd);
+        return E_OPEN;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return E_NOT_REGULAR;
+    }
+    if (st.st_size != job->size || MTIME_NS(st) != job->mtime_ns) {
+        *observed = (long long)st.st_size;
+        close(fd);
+        return E_CHANGED;
+    }
+    remaining = job->length < 0 ? job->size : job->length;
+    pos = job->offset;
+    while (remaining > 0) {
+        want = remaining < (long long)b->buf_len ? remaining : (long long)b->buf_len;
+        for (fill = 0; fill < want; fill += n) {
+            n = pread(fd, b->buf + fill, (size_t)(want - fill), (off_t)(pos + fill));
+            if (n < 0 && errno == EINTR) {
+                n = 0;
+                continue;
+            }
+            if (n < 0) {
+                *err = errno;
+                close(fd);
+                return E_READ;
+            }
+            if (n == 0)
+                break;
+        }
+        for (i = 0; i < (size_t)fill; i += BLOCK) {
+            status = feed_block(b, b->buf + i, (size_t)fill - i < BLOCK ? (size_t)fill - i : BLOCK);
+            if (status != OK) {
+                close(fd);
+                return status;
+            }
+        }
+        remaining -= fill;
+        pos += fill;
+        if (fill < want)
+            break; /* the file ended early */
+    }
+    if (fstat(fd, &after) < 0) {
+        *err = errno;
+        close(fd);
+        return E_READ;
+    }
+    close(fd);
+    if (remaining || after.st_size != job->size || MTIME_NS(after) != job->mtime_ns) {
+        *observed = (long long)after.st_size;
+        return E_CHANGED;
+    }
+    if (job->length < 0 && job->size > 0 && job->size <= b->piece_length) {
+        /* a one-piece file: its root comes from the leaves still held, before flush pads them */
+        status = finish_whole(b, job, r);
+        if (status != OK)
+            return status;
+    }
+    status = flush(b, r);
+    if (status != OK)
+        return status;
+    if (job->length < 0 && job->size > b->piece_length) {
+        status = finish_whole(b, job, r);
+        if (status != OK)
+            return status;
+    }
+    r->layer_len = b->layers.len - r->layer_off;
+    r->v1_len = b->v1s.len - r->v1_off;
+    if (b->want_sha256) {
+        sha256_final_p(r->sha256, &b->whole_ctx);
+        r->has_sha256 = 1;
+    }
+    return OK;
+}
+
+/* --- Python interface ----------------------------------------------------------------------- */
+
+static PyObject *
+optional_bytes(int present, const unsigned char *data, size_t n)
+{
+    if (!present)
+        Py_RETURN_NONE;
+    if (n == 0)
+        return PyBytes_FromStringAndSize("", 0);
+    return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)n);
+}
+
+static PyObject *
+result_tuple(const batch_t *b, const result_t *r)
+{
+    PyObject *t = PyTuple_New(5);
+    PyObject *items[5];
+    int i;
+
+    if (t == NULL)
+        return NULL;
+    items[0] = optional_bytes(r->has_root, r->root, HASH);
+    items[1] = optional_bytes(1, b->layers.data + r->layer_off, r->layer_len);
+    items[2] = optional_bytes(r->has_v1, b->v1s.data + r->v1_off, r->v1_len);
+    items[3] = optional_bytes(r->has_last, r->last, SHA1_SIZE);
+    items[4] = optional_bytes(r->has_sha256, r->sha256, HASH);
+    for (i = 0; i < 5; i++) {
+        if (items[i] == NULL) {
+            for (; i < 5; i++)
+                Py_XDECREF(items[i]);
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, items[i]);
+    }
+    return t;
+}
+
+PyDoc_STRVAR(hash_jobs_doc,
+"hash_jobs(jobs, piece_length, v1, sha256, buffer_size) -> (results, error)\n\n"
+"Hash each job, a tuple (path: bytes, size, mtime_ns, offset, length), length -1 for the\n"
+"whole file. Each result is (root, piece_layer, v1_pieces, v1_last_unpadded, sha256), root\n"
+"None for a region. error is None, or (index, kind, errno, observed_size) for the first job\n"
+"that failed (1 missing, 2 cannot open, 3 not a regular file, 4 changed, 5 cannot read); the\n"
+"results then stop before it.");
+
+static PyObject *
+hash_jobs(PyObject *self, PyObject *args)
+{
+    PyObject *jobs_arg, *seq = NULL, *results = NULL, *out = NULL, *error = Py_None;
+    long long piece_length;
+    Py_ssize_t buffer_size, count, i, done = 0;
+    int want_v1, want_sha256, status = OK, err = 0;
+    long long observed = -1;
+    job_t *jobs = NULL;
+    result_t *res = NULL;
+    batch_t b;
+
+    (void)self;
+    memset(&b, 0, sizeof b);
+    if (!PyArg_ParseTuple(args, "OLppn", &jobs_arg, &piece_length, &want_v1, &want_sha256,
+                          &buffer_size))
+        return NULL;
+    if (!loaded) {
+        PyErr_SetString(PyExc_RuntimeError, "_hashcore: OpenSSL's digests are not loaded");
+        return NULL;
+    }
+    if (piece_length < BLOCK || (piece_length & (piece_length - 1))) {
+        PyErr_Format(PyExc_ValueError, "bad piece length %lld", piece_length);
+        return NULL;
+    }
+    if (buffer_size < BLOCK || buffer_size > MAX_BUFFER || buffer_size % BLOCK) {
+        PyErr_Format(PyExc_ValueError, "bad buffer size %zd", buffer_size);
+        return NULL;
+    }
+    seq = PySequence_Fast(jobs_arg, "jobs must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    count = PySequence_Fast_GET_SIZE(seq);
+    jobs = PyMem_Calloc((size_t)count + 1, sizeof *jobs);
+    res = PyMem_Calloc((size_t)count + 1, sizeof *res);
+    if (jobs == NULL || res == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
+    /* The tuples, and the path bytes they hold, stay alive in `seq` while the GIL is released:
+     * PySequence_Fast gives us our own list (or a reference to the caller's tuple). */
+    for (i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        const char *path;
+        Py_ssize_t path_len;
+
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5 ||
+            !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError, "a job is (path: bytes, size, mtime_ns, offset, length)");
+            goto end;
+        }
+        if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(item, 0), (char **)&path, &path_len) < 0)
+            goto end;
+        if ((Py_ssize_t)strlen(path) != path_len) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
+            goto end;
+        }
+        jobs[i].path = path;
+        jobs[i].size = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 1));
+        jobs[i].mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
+        jobs[i].offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 3));
+        jobs[i].length = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 4));
+        if (PyErr_Occurred())
+            goto end;
+        if (jobs[i].size < 0 || jobs[i].offset < 0 || jobs[i].offset % piece_length ||
+            (jobs[i].length >= 0 && jobs[i].offset + jobs[i].length > jobs[i].size)) {
+            PyErr_SetString(PyExc_ValueError, "a job's range is not a piece-aligned part of the file");
+            goto end;
+        }
+    }
+
+    b.piece_length = piece_length;
+    b.per_piece = (size_t)(piece_length / BLOCK);
+    while ((1LL << b.height) < (long long)b.per_piece)
+        b.height++;
+    b.want_v1 = want_v1;
+    b.want_sha256 = want_sha256;
+    b.buf_len = (size_t)buffer_size;
+    b.buf = PyMem_RawMalloc(b.buf_len);
+    b.leaves = PyMem_RawMalloc((b.per_piece + 1) * HASH);
+    if (b.buf == NULL || b.leaves == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    for (done = 0; done < count; done++) {
+        status = run_job(&b, &jobs[done], &res[done], &err, &observed);
+        if (status != OK)
+            break;
+    }
+    Py_END_ALLOW_THREADS
+
+    if (status == E_NOMEM) {
+        PyErr_NoMemory();
+        goto end;
+    }
+    results = PyList_New(done);
+    if (results == NULL)
+        goto end;
+    for (i = 0; i < done; i++) {
+        PyObject *t = result_tuple(&b, &res[i]);
+        if (t == NULL)
+            goto end;
+        PyList_SET_ITEM(results, i, t);
+    }
+    if (status != OK) {
+        error = Py_BuildValue("(niiL)", done, status, err, observed);
+        if (error == NULL)
+            goto end;
+    } else {
+        Py_INCREF(error);
+    }
+    out = Py_BuildValue("(NN)", results, error);
+    results = NULL;
+end:
+    Py_XDECREF(results);
+    Py_XDECREF(seq);
+    PyMem_Free(jobs);
+    PyMem_Free(res);
+    PyMem_RawFree(b.buf);
+    PyMem_RawFree(b.leaves);
+    free(b.layers.data);
+    free(b.v1s.data);
+    free(b.scratch.data);
+    return out;
+}
+
+PyDoc_STRVAR(load_doc,
+"load(library) -> bool\n\n"
+"Find OpenSSL's SHA-1 and SHA-256 functions in `library` (a path or a soname, typically the\n"
+"_hashlib extension module, whose OpenSSL dlsym finds through its dependencies). True once\n"
+"they are found; later calls change nothing.");
+
+static PyObject *
+load(PyObject *self, PyObject *arg)
+{
+    PyObject *encoded;
+    void *handle;
+    int h;
+
+    (void)self;
+    if (loaded)
+        Py_RETURN_TRUE;
+    if (!PyUnicode_FSConverter(arg, &encoded))
+        return NULL;
+    handle = dlopen(PyBytes_AS_STRING(encoded), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (handle == NULL)
+        handle = dlopen(PyBytes_AS_STRING(encoded), RTLD_NOW | RTLD_LOCAL);
+    Py_DECREF(encoded);
+    if (handle == NULL)
+        Py_RETURN_FALSE;
+    sha256_init_p = (init_fn)dlsym(handle, "SHA256_Init");
+    sha256_update_p = (update_fn)dlsym(handle, "SHA256_Update");
+    sha256_final_p = (final_fn)dlsym(handle, "SHA256_Final");
+    sha1_init_p = (init_fn)dlsym(handle, "SHA1_Init");
+    sha1_update_p = (update_fn)dlsym(handle, "SHA1_Update");
+    sha1_final_p = (final_fn)dlsym(handle, "SHA1_Final");
+    if (!sha256_init_p || !sha256_update_p || !sha256_final_p || !sha1_init_p || !sha1_update_p ||
+        !sha1_final_p) {
+        dlclose(handle);
+        Py_RETURN_FALSE;
+    }
+    /* the handle stays open for the life of the process */
+    memset(pad_hash[0], 0, HASH);
+    for (h = 0; h < MAX_HEIGHT; h++) {
+        unsigned char pair[2 * HASH];
+        memcpy(pair, pad_hash[h], HASH);
+        memcpy(pair + HASH, pad_hash[h], HASH);
+        sha256(pair, 2 * HASH, pad_hash[h + 1]);
+    }
+    loaded = 1;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+digest(PyObject *arg, int which)
+{
+    Py_buffer view;
+    unsigned char out[HASH];
+    ctx_t c;
+
+    if (!loaded) {
+        PyErr_SetString(PyExc_RuntimeError, "_hashcore: OpenSSL's digests are not loaded");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (which == 256) {
+        sha256_init_p(&c);
+        sha256_update_p(&c, view.buf, (size_t)view.len);
+        sha256_final_p(out, &c);
+    } else {
+        sha1_init_p(&c);
+        sha1_update_p(&c, view.buf, (size_t)view.len);
+        sha1_final_p(out, &c);
+    }
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)out, which == 256 ? HASH : SHA1_SIZE);
+}
+
+static PyObject *
+py_sha256(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    return digest(arg, 256);
+}
+
+static PyObject *
+py_sha1(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    return digest(arg, 1);
+}
+
+static PyMethodDef methods[] = {
+    {"load", load, METH_O, load_doc},
+    {"hash_jobs", hash_jobs, METH_VARARGS, hash_jobs_doc},
+    {"sha256", py_sha256, METH_O, "sha256(data) -> the SHA-256 digest, through the loaded functions."},
+    {"sha1", py_sha1, METH_O, "sha1(data) -> the SHA-1 digest, through the loaded functions."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "owmanifest.manifest._hashcore",
+    "The compiled inner loop of owmanifest's hashing engine (see hashing.py).",
+    -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__hashcore(void)
+{
+    return PyModule_Create(&module);
+}

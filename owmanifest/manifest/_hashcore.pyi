@@ -1,0 +1,13 @@
+# The compiled hashing core (_hashcore.c); see owmanifest.manifest.hashing.
+from collections.abc import Sequence
+
+_Job = tuple[bytes, int, int, int, int]
+_Result = tuple[bytes | None, bytes, bytes | None, bytes | None, bytes | None]
+_Error = tuple[int, int, int, int]
+
+def load(library: str) -> bool: ...
+def hash_jobs(
+    jobs: Sequence[_Job], piece_length: int, v1: bool, sha256: bool, buffer_size: int, /
+) -> tuple[list[_Result], _Error | None]: ...
+def sha256(data: bytes | bytearray | memoryview, /) -> bytes: ...
+def sha1(data: bytes | bytearray | memoryview, /) -> bytes: ...

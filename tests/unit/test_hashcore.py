@@ -1,0 +1,327 @@
+"""The compiled hashing core gives exactly the pure-Python engine's results and errors.
+
+``hash_files`` runs each batch through ``owmanifest.manifest._hashcore`` when it is built (C,
+OpenSSL's digests, the GIL released) and through Python otherwise. Everything here compares the
+two on the same files: results for any sizes, piece lengths and options (regions included), and
+the error, path, expected and observed values for every way a file can be bad. The tests that
+need the core skip where it is not built; ``OWMANIFEST_REQUIRE_CORE=1`` (set by ``.ci/run``)
+turns that skip into a failure, so CI cannot pass on the fallback alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from owmanifest.errors import FileVerificationError, MissingFileError
+from owmanifest.manifest import hashing
+from owmanifest.manifest.hashing import FileHashes, engine, hash_file, hash_files
+from owmanifest.manifest.merkle import BLOCK_SIZE
+
+SETTINGS = settings(
+    deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _require_core() -> Any:
+    core = hashing._core()
+    if core is None:
+        if os.environ.get("OWMANIFEST_REQUIRE_CORE"):
+            pytest.fail("OWMANIFEST_REQUIRE_CORE is set but the compiled hashing core is missing")
+        pytest.skip("the compiled hashing core is not built (no C compiler at install time?)")
+    return core
+
+
+@pytest.fixture
+def core() -> Any:
+    return _require_core()
+
+
+def run(engine_name: str, monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the compiled core (``"compiled"``) or without it (``"python"``)."""
+    with monkeypatch.context() as m:
+        if engine_name == "python":
+            m.setattr(hashing, "_core", lambda: None)
+        return fn()
+
+
+def outcome(engine_name: str, monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Any:
+    """The result, or the error as (type, message, path, expected, observed)."""
+    try:
+        return run(engine_name, monkeypatch, fn)
+    except FileVerificationError as exc:
+        return (type(exc), str(exc), exc.path, exc.expected, exc.observed)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Cut even tiny inputs into regions and parallel tasks."""
+    monkeypatch.setattr(hashing, "_INLINE_BYTES", 0)
+    monkeypatch.setattr(hashing, "_REGION_SIZE", 2 * BLOCK_SIZE)
+    monkeypatch.setattr(hashing, "_BATCH_FILES", 3)
+    yield
+
+
+# --- results --------------------------------------------------------------------------------------
+
+EDGE_SIZES = [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE + 7,
+              8 * BLOCK_SIZE, 8 * BLOCK_SIZE + 1, 65 * BLOCK_SIZE + 100]  # fmt: skip
+
+
+@pytest.mark.parametrize("piece_length", [BLOCK_SIZE, 2 * BLOCK_SIZE, 8 * BLOCK_SIZE, 1 << 20])
+@pytest.mark.parametrize("v1", [False, True])
+@pytest.mark.parametrize("sha", [False, True])
+def test_edge_sizes(
+    core: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    piece_length: int,
+    v1: bool,
+    sha: bool,
+) -> None:
+    paths = []
+    for size in EDGE_SIZES:
+        path = tmp_path / f"f{size}"
+        path.write_bytes(random.Random(size).randbytes(size))
+        paths.append(path)
+
+    def hashed() -> list[FileHashes]:
+        return hash_files(paths, piece_length, v1=v1, sha256=sha)
+
+    compiled = hashed()
+    assert compiled == run("python", monkeypatch, hashed)
+    assert compiled == [hash_file(p, piece_length, v1=v1, sha256=sha) for p in paths]
+
+
+@pytest.mark.usefixtures("small_batches")
+@SETTINGS
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=9 * BLOCK_SIZE), max_size=10),
+    piece_length=st.sampled_from([BLOCK_SIZE, 2 * BLOCK_SIZE, 4 * BLOCK_SIZE, 16 * BLOCK_SIZE]),
+    v1=st.booleans(),
+    sha=st.booleans(),
+    workers=st.integers(min_value=1, max_value=3),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_compiled_equals_python(
+    core: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: list[int],
+    piece_length: int,
+    v1: bool,
+    sha: bool,
+    workers: int,
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, size in enumerate(sizes):
+            path = Path(tmp, f"f{i}")
+            path.write_bytes(rng.randbytes(size))
+            paths.append(path)
+        seen: list[int] = []
+
+        def hashed() -> list[FileHashes]:
+            return hash_files(
+                paths, piece_length, v1=v1, sha256=sha, workers=workers, progress=seen.append
+            )
+
+        compiled = hashed()
+        assert sum(seen) == sum(sizes)
+        assert compiled == run("python", monkeypatch, hashed)
+
+
+def test_large_reads(core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of several read buffers, piece lengths below and above the buffer."""
+    monkeypatch.setattr(hashing, "READ_SIZE", 4 * BLOCK_SIZE)
+    blob = random.Random(9).randbytes(37 * BLOCK_SIZE + 5)
+    path = tmp_path / "big"
+    path.write_bytes(blob)
+    for piece_length in (BLOCK_SIZE, 2 * BLOCK_SIZE, 16 * BLOCK_SIZE, 64 * BLOCK_SIZE):
+        got = hash_files([path], piece_length, sha256=True)[0]
+        assert got == hash_file(path, piece_length, sha256=True)
+        assert got.sha256 == hashlib.sha256(blob).digest()
+
+
+def test_any_byte_flip_changes_the_compiled_result(core: Any, tmp_path: Path) -> None:
+    blob = bytearray(random.Random(3).randbytes(5 * BLOCK_SIZE + 11))
+    path = tmp_path / "f"
+    path.write_bytes(blob)
+    before = hash_files([path], 2 * BLOCK_SIZE)[0]
+    rng = random.Random(4)
+    for _ in range(20):
+        where = rng.randrange(len(blob))
+        blob[where] ^= 1 << rng.randrange(8)
+        path.write_bytes(blob)
+        after = hash_files([path], 2 * BLOCK_SIZE)[0]
+        assert after.root != before.root and after.v1_pieces != before.v1_pieces
+        blob[where] ^= 0xFF  # a different byte again, never the original
+        before = after
+
+
+def test_digests_are_hashlibs(core: Any) -> None:
+    for size in (0, 1, 55, 56, 63, 64, 65, BLOCK_SIZE, 3 * BLOCK_SIZE + 1):
+        data = random.Random(size).randbytes(size)
+        assert core.sha256(data) == hashlib.sha256(data).digest()
+        assert core.sha1(data) == hashlib.sha1(data).digest()
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def _missing(p: Path) -> None:
+    p.unlink()
+
+
+def _directory(p: Path) -> None:
+    p.unlink()
+    p.mkdir()
+
+
+def _fifo(p: Path) -> None:
+    p.unlink()
+    os.mkfifo(p)
+
+
+def _grown(p: Path) -> None:
+    with p.open("ab") as f:
+        f.write(b"more")
+
+
+def _rewritten_same_size(p: Path) -> None:
+    st = p.stat()
+    p.write_bytes(b"X" * st.st_size)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def _dangling_link(p: Path) -> None:
+    p.unlink()
+    p.symlink_to(p.with_name("nowhere"))
+
+
+def _unreadable(p: Path) -> None:
+    p.chmod(0)
+
+
+# Each changes file number 2 after hash_files took its stat and before it is read.
+BAD_FILES: dict[str, Callable[[Path], None]] = {
+    "missing": _missing,
+    "directory": _directory,
+    "fifo": _fifo,
+    "grown": _grown,
+    "rewritten-same-size": _rewritten_same_size,
+    "dangling-link": _dangling_link,
+    "unreadable": _unreadable,
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+@pytest.mark.parametrize("size", [3, 3 * BLOCK_SIZE])
+def test_the_same_errors(
+    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int
+) -> None:
+    if name == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    results = []
+    real_stat = hashing._stat
+    for engine_name in ("compiled", "python"):
+        top = tmp_path / engine_name
+        top.mkdir()
+        paths = [top / f"f{i}" for i in range(4)]
+        for path in paths:
+            path.write_bytes(b"a" * size)
+
+        def stat_then_meddle(name_: str, paths: list[Path] = paths) -> os.stat_result:
+            result = real_stat(name_)
+            if name_ == str(paths[2]):
+                BAD_FILES[name](paths[2])
+            return result
+
+        with monkeypatch.context() as m:
+            m.setattr(hashing, "_stat", stat_then_meddle)
+            got = outcome(engine_name, monkeypatch, lambda ps=paths: hash_files(ps, BLOCK_SIZE))
+        assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
+        kind, message, path, expected, observed = got
+        assert path == str(paths[2])
+        results.append((kind, message.replace(str(top), "TOP"), expected, observed))
+    assert results[0] == results[1]
+    assert issubclass(results[0][0], MissingFileError) == (
+        name in {"missing", "dangling-link", "directory", "fifo"}  # not there as a file
+    )
+
+
+def test_a_file_that_shrinks_after_the_open(core: Any, tmp_path: Path) -> None:
+    """The size and mtime are checked again after the read (here: a shorter read)."""
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 100)
+    st = os.stat(path)
+    os.truncate(path, 50)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the size alone gives it away
+    with pytest.raises(FileVerificationError, match="changed while") as info:
+        hash_files([path], BLOCK_SIZE, stats=[st])
+    assert info.value.path == str(path)
+    assert info.value.observed == "50 bytes"
+
+
+# --- the interface --------------------------------------------------------------------------------
+
+B = BLOCK_SIZE
+# (jobs, piece length, buffer size) that hash_jobs refuses before it reads anything
+BAD_CALLS: dict[str, tuple[Any, int, int]] = {
+    "piece-not-power-of-two": ([], 3 * B, B),
+    "piece-too-small": ([], B // 2, B),
+    "buffer-not-blocks": ([], B, B + 1),
+    "buffer-too-large": ([], B, 1 << 30),
+    "job-not-tuple": ([[b"x", 0, 0, 0, -1]], B, B),
+    "path-str": ([("x", 0, 0, 0, -1)], B, B),
+    "path-nul": ([(b"x\0y", 0, 0, 0, -1)], B, B),
+    "size-negative": ([(b"x", -1, 0, 0, -1)], B, B),
+    "region-unaligned": ([(b"x", 10 * B, 0, 5, B)], B, B),
+    "region-past-end": ([(b"x", B, 0, 0, 2 * B)], B, B),
+    "size-not-int": ([(b"x", "3", 0, 0, -1)], B, B),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_calls_raise(core: Any, name: str) -> None:
+    jobs, piece_length, buffer_size = BAD_CALLS[name]
+    with pytest.raises((TypeError, ValueError)):
+        core.hash_jobs(jobs, piece_length, False, False, buffer_size)
+
+
+def test_pure_python_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OWMANIFEST_PURE_PYTHON", "1")
+    hashing._core.cache_clear()
+    try:
+        assert engine() == "python"
+        assert hashing._core() is None
+    finally:
+        monkeypatch.delenv("OWMANIFEST_PURE_PYTHON")
+        hashing._core.cache_clear()
+
+
+def test_the_core_is_built_where_ci_requires_it() -> None:
+    if not os.environ.get("OWMANIFEST_REQUIRE_CORE"):
+        pytest.skip("OWMANIFEST_REQUIRE_CORE is not set")
+    assert engine() == "compiled"
+
+
+def test_version_names_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    from owmanifest.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith("owmanifest ")
+    assert ("compiled core" if engine() == "compiled" else "pure Python") in out
