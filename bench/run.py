@@ -693,9 +693,13 @@ def machine() -> str:
             first = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
             tools.append(first.splitlines()[0] if first else tool)
     load = os.getloadavg()
+    sys.path.insert(0, str(REPO))
+    from owmanifest.manifest.hashing import engine
+
     return (
         f"CPU: {cpu}, {CORES} cores; {platform.platform()}\n"
         f"Python {platform.python_version()}; " + ", ".join(versions) + "\n"
+        f"owmanifest hashing engine: {engine()} (OWMANIFEST_PURE_PYTHON=1 for pure Python)\n"
         f"Tools: {', '.join(tools) or 'none'}; load average at start {load[0]:.2f}"
     )
 
