@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -330,6 +331,10 @@ def warm(target: Path) -> None:
 SYSTEMS = ("owmanifest", "hashlib", "hashlib per core", "libtorrent", "sha256sum", "b3sum", "bagit")
 
 
+Spec = tuple[str, Sequence[str], dict[str, Any]]
+"""A system to measure on a row: (name, argv, options: ``setup`` callable, ``internal``)."""
+
+
 @dataclass
 class Row:
     workload: str
@@ -363,6 +368,25 @@ class Suite:
         row.cells[system] = cell
         return cell
 
+    def cells(self, row: Row, specs: Sequence[Spec]) -> None:
+        """Measure several systems on one row with their runs interleaved (A B C, A B C, ...).
+
+        This VM's speed drifts, by up to 2x over minutes; runs taken one system after the other
+        would turn that drift into ratios. Interleaved, every system sees the same machine.
+        """
+        for system, _, _ in specs:
+            row.cells[system] = Cell()
+        for _ in range(self.runs):
+            for system, argv, kw in specs:
+                setup = kw.get("setup")
+                if setup is not None:
+                    setup()
+                row.cells[system].runs.append(run_once(argv, self.env, bool(kw.get("internal"))))
+        for system, _, _ in specs:
+            cell = row.cells[system]
+            label = f"{row.workload} | {system}"
+            print(f"  {label:58} {cell.wall:8.3f} s  {cell.rss / MiB:7.0f} MB", file=sys.stderr)
+
     def keygen(self) -> str:
         key = self.top / "bench.key"
         out = subprocess.run(
@@ -388,10 +412,13 @@ class Suite:
         directory = target if target.is_dir() else target.parent
         create = Row(f"create · {name}", "hashlib")
         self.rows.append(create)
-        self.cell(create, "owmanifest", self.create_argv(directory, manifest, did, name))
-        self.cell(create, "hashlib", [*self.me, "hashlib", str(directory)])
+        hashlib_spec: Spec = ("hashlib", [*self.me, "hashlib", str(directory)], {})
+        specs: list[Spec] = [
+            ("owmanifest", self.create_argv(directory, manifest, did, name), {}),
+            hashlib_spec,
+        ]
         if self.has_lt:
-            self.cell(create, "libtorrent", [*self.me, "libtorrent", str(directory), "0"])
+            specs.append(("libtorrent", [*self.me, "libtorrent", str(directory), "0"], {}))
         lists = {}
         for tool, path in self.tools.items():
             if path:
@@ -400,7 +427,7 @@ class Suite:
                     f"cd {shlex.quote(str(directory))} && find . -type f -print0 | sort -z | "
                     f"xargs -0 {path} > {shlex.quote(str(lists[tool]))}"
                 )
-                self.cell(create, tool, ["sh", "-c", script])
+                specs.append((tool, ["sh", "-c", script], {}))
         bag = work / "bag"
         if self.bagit:
 
@@ -408,46 +435,52 @@ class Suite:
                 shutil.rmtree(bag, ignore_errors=True)
                 subprocess.run(["cp", "-al", str(directory), str(bag)], check=True)
 
-            self.cell(create, "bagit", [self.bagit, "--quiet", "--sha256", "--processes",
-                      str(CORES), str(bag)], setup=fresh_copy)  # fmt: skip
+            specs.append(("bagit", [self.bagit, "--quiet", "--sha256", "--processes",
+                          str(CORES), str(bag)], {"setup": fresh_copy}))  # fmt: skip
+        self.cells(create, specs)
 
         subprocess.run([*self.ow, "sign", str(manifest), "--key", str(self.key), "-q"],
                        env=self.env, check=True)  # fmt: skip
         verify = Row(f"verify · {name}", "hashlib")
         self.rows.append(verify)
-        self.cell(verify, "owmanifest", [*self.ow, "verify", str(manifest), str(directory),
-                  "--trust", did, "--no-state", "-q"])  # fmt: skip
-        verify.cells["hashlib"] = create.cells["hashlib"]
+        specs = [
+            ("owmanifest", [*self.ow, "verify", str(manifest), str(directory),
+             "--trust", did, "--no-state", "-q"], {}),
+            hashlib_spec,  # again, interleaved with these runs
+        ]  # fmt: skip
         for tool, listing in lists.items():
             script = (
                 f"cd {shlex.quote(str(directory))} && {self.tools[tool]} -c --quiet "
                 f"{shlex.quote(str(listing))}"
             )
-            self.cell(verify, tool, ["sh", "-c", script])
+            specs.append((tool, ["sh", "-c", script], {}))
         if self.bagit:
-            self.cell(verify, "bagit", [self.bagit, "--quiet", "--validate", "--processes",
-                      str(CORES), str(bag)])  # fmt: skip
+            specs.append(("bagit", [self.bagit, "--quiet", "--validate", "--processes",
+                          str(CORES), str(bag)], {}))  # fmt: skip
+        self.cells(verify, specs)
         self.extra[f"piece length · {name}"] = json.loads(manifest.read_text())["pieceLength"]
 
     def engine_rows(self, name: str, target: Path) -> None:
         """The hashing engine alone (in-process timing) against hashlib and its per-core ceiling."""
         directory = str(target if target.is_dir() else target.parent)
         piece = int(self.extra[f"piece length · {name}"])  # type: ignore[call-overload]
+        internal = {"internal": True}
+        hashlib_spec: Spec = ("hashlib", [*self.me, "hashlib", directory], internal)
         for mode in ("v2", "hybrid"):
             row = Row(f"engine {mode} · {name}", "hashlib")
             self.rows.append(row)
-            self.cell(row, "owmanifest", [*self.me, "engine", directory, str(piece), mode],
-                      internal=True)  # fmt: skip
+            specs: list[Spec] = [
+                ("owmanifest", [*self.me, "engine", directory, str(piece), mode], internal),
+                hashlib_spec,
+            ]
             if mode == "v2":
-                self.cell(row, "hashlib", [*self.me, "hashlib", directory], internal=True)
-                self.cell(row, "hashlib per core", [*self.me, "hashlib-per-core", directory],
-                          internal=True)  # fmt: skip
-            else:
-                row.cells["hashlib"] = self.rows[-2].cells["hashlib"]
-                if self.has_lt:  # libtorrent at the same piece length: the same work
-                    self.cell(row, "libtorrent", [*self.me, "libtorrent", directory, str(piece)],
-                              internal=True)  # fmt: skip
-                    row.note = f"libtorrent at the same {piece // 1024} KiB pieces"
+                specs.append(("hashlib per core", [*self.me, "hashlib-per-core", directory],
+                              internal))  # fmt: skip
+            elif self.has_lt:  # libtorrent at the same piece length: the same work
+                specs.append(("libtorrent", [*self.me, "libtorrent", directory, str(piece)],
+                              internal))  # fmt: skip
+                row.note = f"libtorrent at the same {piece // 1024} KiB pieces"
+            self.cells(row, specs)
 
     def sparse_rows(self, did: str) -> None:
         directory = self.top / "sparse"
@@ -459,15 +492,20 @@ class Suite:
         manifest = self.top / "work" / "sparse.jsonld"
         create = Row(f"create · {name}", "hashlib")
         self.rows.append(create)
-        self.cell(create, "owmanifest", self.create_argv(directory, manifest, did, "sparse"))
-        self.cell(create, "hashlib", [*self.me, "hashlib", str(directory)])
+        hashlib_spec: Spec = ("hashlib", [*self.me, "hashlib", str(directory)], {})
+        self.cells(create, [
+            ("owmanifest", self.create_argv(directory, manifest, did, "sparse"), {}),
+            hashlib_spec,
+        ])  # fmt: skip
         subprocess.run([*self.ow, "sign", str(manifest), "--key", str(self.key), "-q"],
                        env=self.env, check=True)  # fmt: skip
         verify = Row(f"verify · {name}", "hashlib")
         self.rows.append(verify)
-        self.cell(verify, "owmanifest", [*self.ow, "verify", str(manifest), str(directory),
-                  "--trust", did, "--no-state", "-q"])  # fmt: skip
-        verify.cells["hashlib"] = create.cells["hashlib"]
+        self.cells(verify, [
+            ("owmanifest", [*self.ow, "verify", str(manifest), str(directory),
+             "--trust", did, "--no-state", "-q"], {}),
+            hashlib_spec,
+        ])  # fmt: skip
 
     def metadata_rows(self, did: str) -> None:
         count = self.sizes.meta_files

@@ -406,16 +406,18 @@ result_tuple(const batch_t *b, const result_t *r)
 
 PyDoc_STRVAR(hash_jobs_doc,
 "hash_jobs(jobs, piece_length, v1, sha256, buffer_size) -> (results, error)\n\n"
-"Hash each job, a tuple (path: bytes, size, mtime_ns, offset, length), length -1 for the\n"
-"whole file. Each result is (root, piece_layer, v1_pieces, v1_last_unpadded, sha256), root\n"
-"None for a region. error is None, or (index, kind, errno, observed_size) for the first job\n"
-"that failed (1 missing, 2 cannot open, 3 not a regular file, 4 changed, 5 cannot read); the\n"
-"results then stop before it.");
+"Hash each job, a tuple (number, path, size, mtime_ns, offset, length) as hashing._Job makes\n"
+"them (number unused; path str or bytes; length -1 for the whole file). Each result is\n"
+"(root, piece_layer, v1_pieces, v1_last_unpadded, sha256), root None for a region. error is\n"
+"None, or (index, kind, errno, observed_size) for the first job that failed (1 missing,\n"
+"2 cannot open, 3 not a regular file, 4 changed, 5 cannot read); the results then stop\n"
+"before it.");
 
 static PyObject *
 hash_jobs(PyObject *self, PyObject *args)
 {
     PyObject *jobs_arg, *seq = NULL, *results = NULL, *out = NULL, *error = Py_None;
+    PyObject **paths = NULL;
     long long piece_length;
     Py_ssize_t buffer_size, count, i, done = 0;
     int want_v1, want_sha256, status = OK, err = 0;
@@ -451,34 +453,42 @@ hash_jobs(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto end;
     }
-    /* The tuples, and the path bytes they hold, stay alive in `seq` while the GIL is released:
-     * PySequence_Fast gives us our own list (or a reference to the caller's tuple). */
+    /* The jobs are tuples (hashing._Job); `paths` keeps each one's encoded path alive while the
+     * GIL is released. */
+    paths = PyMem_Calloc((size_t)count + 1, sizeof *paths);
+    if (paths == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
     for (i = 0; i < count; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        const char *path;
+        char *path;
         Py_ssize_t path_len;
 
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5 ||
-            !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
-            PyErr_SetString(PyExc_TypeError, "a job is (path: bytes, size, mtime_ns, offset, length)");
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 6) {
+            PyErr_SetString(PyExc_TypeError,
+                            "a job is (index, path, size, mtime_ns, offset, length)");
             goto end;
         }
-        if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(item, 0), (char **)&path, &path_len) < 0)
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(item, 1), &paths[i]))
+            goto end;
+        if (PyBytes_AsStringAndSize(paths[i], &path, &path_len) < 0)
             goto end;
         if ((Py_ssize_t)strlen(path) != path_len) {
             PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
             goto end;
         }
         jobs[i].path = path;
-        jobs[i].size = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 1));
-        jobs[i].mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
-        jobs[i].offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 3));
-        jobs[i].length = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 4));
+        jobs[i].size = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
+        jobs[i].mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 3));
+        jobs[i].offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 4));
+        jobs[i].length = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 5));
         if (PyErr_Occurred())
             goto end;
         if (jobs[i].size < 0 || jobs[i].offset < 0 || jobs[i].offset % piece_length ||
             (jobs[i].length >= 0 && jobs[i].offset + jobs[i].length > jobs[i].size)) {
-            PyErr_SetString(PyExc_ValueError, "a job's range is not a piece-aligned part of the file");
+            PyErr_SetString(PyExc_ValueError,
+                            "a job's range is not a piece-aligned part of the file");
             goto end;
         }
     }
@@ -529,6 +539,11 @@ hash_jobs(PyObject *self, PyObject *args)
     results = NULL;
 end:
     Py_XDECREF(results);
+    if (paths != NULL) {
+        for (i = 0; i < count; i++)
+            Py_XDECREF(paths[i]);
+        PyMem_Free(paths);
+    }
     Py_XDECREF(seq);
     PyMem_Free(jobs);
     PyMem_Free(res);
@@ -537,6 +552,93 @@ end:
     free(b.layers.data);
     free(b.v1s.data);
     free(b.scratch.data);
+    return out;
+}
+
+PyDoc_STRVAR(stat_files_doc,
+"stat_files(paths) -> (sizes, mtimes_ns, error)\n\n"
+"stat() each path (str or bytes; links followed), with the GIL released. error is None, or\n"
+"(index, kind, errno) for the first path that is missing (kind 1), cannot be stat-ed (2) or\n"
+"is not a regular file (3); the lists then stop before it.");
+
+static PyObject *
+stat_files(PyObject *self, PyObject *arg)
+{
+    PyObject *seq, *sizes = NULL, *mtimes = NULL, *error = Py_None, *out = NULL;
+    PyObject **encoded = NULL;
+    long long *values = NULL;
+    Py_ssize_t count, i, done = 0;
+    int status = OK, err = 0;
+
+    (void)self;
+    seq = PySequence_Fast(arg, "paths must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    count = PySequence_Fast_GET_SIZE(seq);
+    encoded = PyMem_Calloc((size_t)count + 1, sizeof *encoded);
+    values = PyMem_Calloc(2 * (size_t)count + 1, sizeof *values);
+    if (encoded == NULL || values == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
+    for (i = 0; i < count; i++) {
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, i), &encoded[i]))
+            goto end;
+        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(encoded[i])) != PyBytes_GET_SIZE(encoded[i])) {
+            PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
+            goto end;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (done = 0; done < count; done++) {
+        struct stat st;
+        if (stat(PyBytes_AS_STRING(encoded[done]), &st) < 0) {
+            err = errno;
+            status = (errno == ENOENT || errno == ENOTDIR) ? E_MISSING : E_OPEN;
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            status = E_NOT_REGULAR;
+            break;
+        }
+        values[2 * done] = (long long)st.st_size;
+        values[2 * done + 1] = MTIME_NS(st);
+    }
+    Py_END_ALLOW_THREADS
+    sizes = PyList_New(done);
+    mtimes = PyList_New(done);
+    if (sizes == NULL || mtimes == NULL)
+        goto end;
+    for (i = 0; i < done; i++) {
+        PyObject *size = PyLong_FromLongLong(values[2 * i]);
+        PyObject *mtime = PyLong_FromLongLong(values[2 * i + 1]);
+        if (size == NULL || mtime == NULL) {
+            Py_XDECREF(size);
+            Py_XDECREF(mtime);
+            goto end;
+        }
+        PyList_SET_ITEM(sizes, i, size);
+        PyList_SET_ITEM(mtimes, i, mtime);
+    }
+    if (status != OK) {
+        error = Py_BuildValue("(nii)", done, status, err);
+        if (error == NULL)
+            goto end;
+    } else {
+        Py_INCREF(error);
+    }
+    out = Py_BuildValue("(NNN)", sizes, mtimes, error);
+    sizes = mtimes = NULL;
+end:
+    Py_XDECREF(sizes);
+    Py_XDECREF(mtimes);
+    if (encoded != NULL) {
+        for (i = 0; i < count; i++)
+            Py_XDECREF(encoded[i]);
+        PyMem_Free(encoded);
+    }
+    PyMem_Free(values);
+    Py_DECREF(seq);
     return out;
 }
 
@@ -630,6 +732,7 @@ py_sha1(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"load", load, METH_O, load_doc},
     {"hash_jobs", hash_jobs, METH_VARARGS, hash_jobs_doc},
+    {"stat_files", stat_files, METH_O, stat_files_doc},
     {"sha256", py_sha256, METH_O, "sha256(data) -> the SHA-256 digest, through the loaded functions."},
     {"sha1", py_sha1, METH_O, "sha1(data) -> the SHA-1 digest, through the loaded functions."},
     {NULL, NULL, 0, NULL},
@@ -641,6 +744,10 @@ static struct PyModuleDef module = {
     "The compiled inner loop of owmanifest's hashing engine (see hashing.py).",
     -1,
     methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC

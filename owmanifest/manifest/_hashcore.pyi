@@ -1,7 +1,7 @@
 # The compiled hashing core (_hashcore.c); see owmanifest.manifest.hashing.
 from collections.abc import Sequence
 
-_Job = tuple[bytes, int, int, int, int]
+_Job = tuple[int, str | bytes, int, int, int, int]  # hashing._Job
 _Result = tuple[bytes | None, bytes, bytes | None, bytes | None, bytes | None]
 _Error = tuple[int, int, int, int]
 
@@ -9,5 +9,8 @@ def load(library: str) -> bool: ...
 def hash_jobs(
     jobs: Sequence[_Job], piece_length: int, v1: bool, sha256: bool, buffer_size: int, /
 ) -> tuple[list[_Result], _Error | None]: ...
+def stat_files(
+    paths: Sequence[str | bytes], /
+) -> tuple[list[int], list[int], tuple[int, int, int] | None]: ...
 def sha256(data: bytes | bytearray | memoryview, /) -> bytes: ...
 def sha1(data: bytes | bytearray | memoryview, /) -> bytes: ...

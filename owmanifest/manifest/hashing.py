@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import FileVerificationError, MissingFileError
 from .merkle import (
@@ -310,11 +310,13 @@ class FileHasher:
 # --- reading files ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Job:
-    """Hash ``length`` bytes at ``offset`` of file number ``index`` (size/mtime as planned)."""
+class _Job(NamedTuple):
+    """Hash ``length`` bytes at ``offset`` of file ``number`` (size/mtime as planned).
 
-    index: int
+    A tuple, so that the compiled core reads it as it is.
+    """
+
+    number: int  # the file's place in the list given to hash_files
     path: str
     size: int
     mtime_ns: int
@@ -518,6 +520,19 @@ def _run_task(
 _CORE_MISSING, _CORE_OPEN, _CORE_NOT_REGULAR, _CORE_CHANGED, _CORE_READ = 1, 2, 3, 4, 5
 
 
+def _core_error(path: str, kind: int, errno: int, verb: str) -> FileVerificationError:
+    """The exception the Python engine raises for what the core reported (``verb``: the
+    call that failed before the read, ``"open"`` or ``"stat"``)."""
+    reason = os.strerror(errno) if errno else ""
+    if kind == _CORE_MISSING:
+        return MissingFileError("file not found", path=path)
+    if kind == _CORE_NOT_REGULAR:
+        return MissingFileError("not a regular file", path=path)
+    if kind == _CORE_OPEN:
+        return FileVerificationError(f"cannot {verb} file: {reason}", path=path)
+    return FileVerificationError(f"cannot read file: {reason}", path=path)
+
+
 def _run_core(
     core: Any,
     jobs: Sequence[_Job],
@@ -529,27 +544,16 @@ def _run_core(
     """:func:`_run_task` in the compiled core: the same results, the same errors."""
     size = max(job.size if job.whole else job.length for job in jobs)
     buffer_size = min(READ_SIZE, max(1, -(-size // BLOCK_SIZE)) * BLOCK_SIZE)
-    encoded = [
-        (os.fsencode(job.path), job.size, job.mtime_ns, job.offset, job.length) for job in jobs
-    ]
-    results, error = core.hash_jobs(encoded, piece_length, v1, sha256, buffer_size)
+    results, error = core.hash_jobs(jobs, piece_length, v1, sha256, buffer_size)
     if error is not None:
         index, kind, errno, observed = error
         job = jobs[index]
-        path = job.path
         done = _task_bytes(jobs[:index])
         if progress is not None and done:
             progress(done)
-        reason = os.strerror(errno) if errno else ""
-        if kind == _CORE_MISSING:
-            raise MissingFileError("file not found", path=path)
-        if kind == _CORE_OPEN:
-            raise FileVerificationError(f"cannot open file: {reason}", path=path)
-        if kind == _CORE_NOT_REGULAR:
-            raise MissingFileError("not a regular file", path=path)
         if kind == _CORE_CHANGED:
-            raise _changed(path, job.size, observed)
-        raise FileVerificationError(f"cannot read file: {reason}", path=path)
+            raise _changed(job.path, job.size, observed)
+        raise _core_error(job.path, kind, errno, "open")
     done = _task_bytes(jobs)
     if progress is not None and done:
         progress(done)
@@ -597,7 +601,8 @@ def hash_file(
 
 def _plan(
     paths: Sequence[str],
-    stats: Sequence[os.stat_result],
+    sizes: Sequence[int],
+    mtimes: Sequence[int],
     piece_length: int,
     split: bool,
     workers: int,
@@ -608,25 +613,24 @@ def _plan(
     """
     region = max(piece_length, _REGION_SIZE // piece_length * piece_length)
     batch_files = max(1, min(_BATCH_FILES, -(-len(paths) // (4 * workers))))
-    tasks: list[list[_Job]] = []
+    sized: list[tuple[int, list[_Job]]] = []  # (bytes, task)
     batch: list[_Job] = []
     batch_bytes = 0
-    for index, (path, st) in enumerate(zip(paths, stats, strict=True)):
-        size = st.st_size
+    for index, (path, size, mtime) in enumerate(zip(paths, sizes, mtimes, strict=True)):
         if split and size > region:
             for offset in range(0, size, region):
                 length = min(region, size - offset)
-                tasks.append([_Job(index, path, size, st.st_mtime_ns, offset, length)])
+                sized.append((length, [_Job(index, path, size, mtime, offset, length)]))
             continue
-        batch.append(_Job(index, path, size, st.st_mtime_ns))
+        batch.append(_Job(index, path, size, mtime))
         batch_bytes += size
         if len(batch) >= batch_files or batch_bytes >= _BATCH_BYTES:
-            tasks.append(batch)
+            sized.append((batch_bytes, batch))
             batch, batch_bytes = [], 0
     if batch:
-        tasks.append(batch)
-    tasks.sort(key=_task_bytes, reverse=True)  # stable: equal tasks keep file order
-    return tasks
+        sized.append((batch_bytes, batch))
+    sized.sort(key=lambda item: item[0], reverse=True)  # stable: equal tasks keep file order
+    return [task for _, task in sized]
 
 
 def _task_bytes(task: Sequence[_Job]) -> int:
@@ -713,30 +717,46 @@ def hash_files(
         raise ValueError(f"workers must be at least 1, got {workers}")
     names = [os.fsdecode(p) for p in paths]
     if stats is None:
-        stats = [_stat(name) for name in names]
+        sizes, mtimes = _stat_all(names)
     elif len(stats) != len(names) or not all(stat.S_ISREG(st.st_mode) for st in stats):
         raise ValueError("stats must be one stat result of a regular file per path")
-    total = sum(st.st_size for st in stats)
+    else:
+        sizes = [st.st_size for st in stats]
+        mtimes = [st.st_mtime_ns for st in stats]
+    total = sum(sizes)
     report = _SerializedProgress(progress) if progress is not None else None
 
     if workers == 1 or (total < _INLINE_BYTES and len(names) < _INLINE_FILES):
-        tasks = _plan(names, stats, piece_length, False, 1)
+        tasks = _plan(names, sizes, mtimes, piece_length, False, 1)
         results = [_run_task(task, piece_length, v1, sha256, report) for task in tasks]
     else:
-        tasks = _plan(names, stats, piece_length, not sha256, workers)
+        tasks = _plan(names, sizes, mtimes, piece_length, not sha256, workers)
         results = _run_parallel(tasks, piece_length, v1, sha256, workers, report)
 
-    whole: dict[int, FileHashes] = {}
+    out: list[Any] = [None] * len(names)
     regions: dict[int, list[_RegionHashes]] = {}
     for task, task_results in zip(tasks, results, strict=True):
         for job, result in zip(task, task_results, strict=True):
-            if isinstance(result, FileHashes):
-                whole[job.index] = result
+            if job.length < 0:
+                out[job.number] = result
             else:
-                regions.setdefault(job.index, []).append(result)
+                regions.setdefault(job.number, []).append(result)  # type: ignore[arg-type]
     for index, parts in regions.items():
-        whole[index] = _merge(parts, stats[index].st_size, piece_length)
-    return [whole[i] for i in range(len(names))]
+        out[index] = _merge(parts, sizes[index], piece_length)
+    return out
+
+
+def _stat_all(names: Sequence[str]) -> tuple[list[int], list[int]]:
+    """The sizes and modification times of files to hash (each must be a regular file)."""
+    core = _core()
+    if core is None:
+        stats = [_stat(name) for name in names]
+        return [st.st_size for st in stats], [st.st_mtime_ns for st in stats]
+    sizes, mtimes, error = core.stat_files(names)
+    if error is not None:
+        index, kind, errno = error
+        raise _core_error(names[index], kind, errno, "stat")
+    return sizes, mtimes
 
 
 def _run_parallel(

@@ -225,39 +225,62 @@ BAD_FILES: dict[str, Callable[[Path], None]] = {
 }
 
 
-@pytest.mark.parametrize("name", list(BAD_FILES))
-@pytest.mark.parametrize("size", [3, 3 * BLOCK_SIZE])
-def test_the_same_errors(
-    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int
+def _same_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int, planned: bool
 ) -> None:
+    """Both engines give the same error for file number 2 gone bad; with ``planned``, after
+    the stat that the plan is made from, else before it."""
     if name == "unreadable" and os.geteuid() == 0:
         pytest.skip("root reads files whatever their mode")
     results = []
-    real_stat = hashing._stat
     for engine_name in ("compiled", "python"):
         top = tmp_path / engine_name
         top.mkdir()
         paths = [top / f"f{i}" for i in range(4)]
         for path in paths:
             path.write_bytes(b"a" * size)
-
-        def stat_then_meddle(name_: str, paths: list[Path] = paths) -> os.stat_result:
-            result = real_stat(name_)
-            if name_ == str(paths[2]):
-                BAD_FILES[name](paths[2])
-            return result
-
-        with monkeypatch.context() as m:
-            m.setattr(hashing, "_stat", stat_then_meddle)
-            got = outcome(engine_name, monkeypatch, lambda ps=paths: hash_files(ps, BLOCK_SIZE))
+        stats = [os.stat(p) for p in paths] if planned else None
+        BAD_FILES[name](paths[2])
+        got = outcome(
+            engine_name,
+            monkeypatch,
+            lambda ps=paths, st=stats: hash_files(ps, BLOCK_SIZE, stats=st),
+        )
         assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
         kind, message, path, expected, observed = got
         assert path == str(paths[2])
         results.append((kind, message.replace(str(top), "TOP"), expected, observed))
     assert results[0] == results[1]
-    assert issubclass(results[0][0], MissingFileError) == (
-        name in {"missing", "dangling-link", "directory", "fifo"}  # not there as a file
-    )
+    gone = {"missing", "dangling-link", "directory", "fifo"}  # no regular file there
+    assert issubclass(results[0][0], MissingFileError) == (name in gone)
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+@pytest.mark.parametrize("size", [3, 3 * BLOCK_SIZE])
+def test_the_same_errors_after_the_plan(
+    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int
+) -> None:
+    _same_error(tmp_path, monkeypatch, name, size, planned=True)
+
+
+@pytest.mark.parametrize(
+    "name", ["missing", "directory", "fifo", "dangling-link", "grown", "unreadable"]
+)
+def test_the_same_errors_when_planning(
+    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """hash_files takes the stats itself (the compiled core's stat pass, or os.stat)."""
+    if name == "grown":  # nothing to see at planning time: the file is simply larger
+        top = tmp_path / "t"
+        top.mkdir()
+        path = top / "f"
+        path.write_bytes(b"abc")
+        _grown(path)
+        assert hash_files([path], BLOCK_SIZE) == run(
+            "python", monkeypatch, lambda: hash_files([path], BLOCK_SIZE)
+        )
+        return
+    _same_error(tmp_path, monkeypatch, name, 3, planned=False)
 
 
 def test_a_file_that_shrinks_after_the_open(core: Any, tmp_path: Path) -> None:
@@ -282,13 +305,15 @@ BAD_CALLS: dict[str, tuple[Any, int, int]] = {
     "piece-too-small": ([], B // 2, B),
     "buffer-not-blocks": ([], B, B + 1),
     "buffer-too-large": ([], B, 1 << 30),
-    "job-not-tuple": ([[b"x", 0, 0, 0, -1]], B, B),
-    "path-str": ([("x", 0, 0, 0, -1)], B, B),
-    "path-nul": ([(b"x\0y", 0, 0, 0, -1)], B, B),
-    "size-negative": ([(b"x", -1, 0, 0, -1)], B, B),
-    "region-unaligned": ([(b"x", 10 * B, 0, 5, B)], B, B),
-    "region-past-end": ([(b"x", B, 0, 0, 2 * B)], B, B),
-    "size-not-int": ([(b"x", "3", 0, 0, -1)], B, B),
+    "job-not-tuple": ([[0, b"x", 0, 0, 0, -1]], B, B),
+    "job-short": ([(0, b"x", 0, 0, 0)], B, B),
+    "path-int": ([(0, 5, 0, 0, 0, -1)], B, B),
+    "path-nul": ([(0, b"x\0y", 0, 0, 0, -1)], B, B),
+    "path-str-nul": ([(0, "x\0y", 0, 0, 0, -1)], B, B),
+    "size-negative": ([(0, b"x", -1, 0, 0, -1)], B, B),
+    "region-unaligned": ([(0, b"x", 10 * B, 0, 5, B)], B, B),
+    "region-past-end": ([(0, b"x", B, 0, 0, 2 * B)], B, B),
+    "size-not-int": ([(0, b"x", "3", 0, 0, -1)], B, B),
 }
 
 

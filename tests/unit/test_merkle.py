@@ -281,17 +281,10 @@ def test_file_changed_between_plan_and_read(
     paths = [tmp_path / f"f{i}" for i in range(4)]
     for path in paths:
         path.write_bytes(b"abc")
-    real_stat = hashing._stat
-
-    def stat_then_meddle(name: str) -> os.stat_result:
-        result = real_stat(name)
-        if name == str(paths[2]):
-            meddle(paths[2])
-        return result
-
-    monkeypatch.setattr(hashing, "_stat", stat_then_meddle)
+    stats = [os.stat(p) for p in paths]  # the plan is made from these
+    meddle(paths[2])
     with pytest.raises(error) as info:
-        hash_files(paths, BLOCK_SIZE, workers=2)
+        hash_files(paths, BLOCK_SIZE, workers=2, stats=stats)
     assert info.value.path == str(paths[2])  # type: ignore[attr-defined]
 
 
