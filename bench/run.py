@@ -188,7 +188,12 @@ def _cpu_now() -> float:
 
 def _stream(share: Sequence[tuple[str, int, int]]) -> str:
     h = hashlib.sha256()
-    buf = memoryview(bytearray(MiB))
+    # Reads of up to 1 MiB, into a buffer no larger than the largest read: on this VM a fresh
+    # process's first pass through a 1 MiB buffer is ~1.6x slower when every file is smaller
+    # (0.58-0.64 s against 0.38 s on the 10,000-file tree; a 64 KiB buffer shows no such
+    # penalty, nor does owmanifest's engine, which sizes its buffer the same way).
+    largest = max((length for _, _, length in share), default=1)
+    buf = memoryview(bytearray(min(MiB, max(largest, 1))))
     for path, offset, length in share:
         with open(path, "rb", buffering=0) as f:
             f.seek(offset)
