@@ -404,6 +404,19 @@ result_tuple(const batch_t *b, const result_t *r)
     return t;
 }
 
+/* The file-system encoding of a path (str or bytes) in *out (a new reference); no NUL bytes. */
+static int
+encode_path(PyObject *path, PyObject **out)
+{
+    if (!PyUnicode_FSConverter(path, out))
+        return -1;
+    if ((Py_ssize_t)strlen(PyBytes_AS_STRING(*out)) != PyBytes_GET_SIZE(*out)) {
+        PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(hash_jobs_doc,
 "hash_jobs(jobs, piece_length, v1, sha256, buffer_size) -> (results, error)\n\n"
 "Hash each job, a tuple (number, path, size, mtime_ns, offset, length) as hashing._Job makes\n"
@@ -462,23 +475,15 @@ hash_jobs(PyObject *self, PyObject *args)
     }
     for (i = 0; i < count; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        char *path;
-        Py_ssize_t path_len;
 
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 6) {
             PyErr_SetString(PyExc_TypeError,
-                            "a job is (index, path, size, mtime_ns, offset, length)");
+                            "a job is (number, path, size, mtime_ns, offset, length)");
             goto end;
         }
-        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(item, 1), &paths[i]))
+        if (encode_path(PyTuple_GET_ITEM(item, 1), &paths[i]) < 0)
             goto end;
-        if (PyBytes_AsStringAndSize(paths[i], &path, &path_len) < 0)
-            goto end;
-        if ((Py_ssize_t)strlen(path) != path_len) {
-            PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
-            goto end;
-        }
-        jobs[i].path = path;
+        jobs[i].path = PyBytes_AS_STRING(paths[i]);
         jobs[i].size = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
         jobs[i].mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 3));
         jobs[i].offset = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 4));
@@ -582,12 +587,8 @@ stat_files(PyObject *self, PyObject *arg)
         goto end;
     }
     for (i = 0; i < count; i++) {
-        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, i), &encoded[i]))
+        if (encode_path(PySequence_Fast_GET_ITEM(seq, i), &encoded[i]) < 0)
             goto end;
-        if ((Py_ssize_t)strlen(PyBytes_AS_STRING(encoded[i])) != PyBytes_GET_SIZE(encoded[i])) {
-            PyErr_SetString(PyExc_ValueError, "embedded null byte in a path");
-            goto end;
-        }
     }
     Py_BEGIN_ALLOW_THREADS
     for (done = 0; done < count; done++) {
