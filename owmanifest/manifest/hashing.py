@@ -489,9 +489,14 @@ def _read(
         raise _changed(path, job.size, after.st_size)
 
 
+def _buffer_size(largest: int) -> int:
+    """READ_SIZE, or less for small files (a whole number of 16 KiB blocks)."""
+    return min(READ_SIZE, max(1, -(-largest // BLOCK_SIZE)) * BLOCK_SIZE)
+
+
 def _buffer(largest: int) -> memoryview:
-    """A read buffer: READ_SIZE, or less for small files (a whole number of 16 KiB blocks)."""
-    return memoryview(bytearray(min(READ_SIZE, max(1, -(-largest // BLOCK_SIZE)) * BLOCK_SIZE)))
+    """A read buffer of :func:`_buffer_size` bytes."""
+    return memoryview(bytearray(_buffer_size(largest)))
 
 
 def _run_task(
@@ -502,10 +507,11 @@ def _run_task(
     progress: ProgressCallback | None = None,
 ) -> list[_Result]:
     """Hash a batch of jobs with one reused buffer (runs in a worker thread or process)."""
+    buffer_size = _buffer_size(max(job.size if job.whole else job.length for job in jobs))
     core = _core()
     if core is not None:
-        return _run_core(core, jobs, piece_length, v1, sha256, progress)
-    buf = _buffer(max(job.size if job.whole else job.length for job in jobs))
+        return _run_core(core, jobs, piece_length, v1, sha256, buffer_size, progress)
+    buf = memoryview(bytearray(buffer_size))
     out: list[_Result] = []
     for job in jobs:
         if job.whole and job.size <= len(buf):
@@ -539,11 +545,10 @@ def _run_core(
     piece_length: int,
     v1: bool,
     sha256: bool,
+    buffer_size: int,
     progress: ProgressCallback | None,
 ) -> list[_Result]:
     """:func:`_run_task` in the compiled core: the same results, the same errors."""
-    size = max(job.size if job.whole else job.length for job in jobs)
-    buffer_size = min(READ_SIZE, max(1, -(-size // BLOCK_SIZE)) * BLOCK_SIZE)
     results, error = core.hash_jobs(jobs, piece_length, v1, sha256, buffer_size)
     if error is not None:
         index, kind, errno, observed = error
@@ -699,7 +704,8 @@ def hash_files(
         v1: also compute v1 (SHA-1) piece hashes.
         sha256: also compute whole-file SHA-256 digests.
         workers: how many threads or processes; default ``os.cpu_count()``.
-        progress: called with byte increments, never from two threads at once (with worker
+        progress: called with byte increments, never from two threads at once (once per
+            finished task with the compiled core, from its worker threads; with worker
             processes, once per finished task, from the calling thread).
         stats: the files' ``os.stat`` results, when the caller already took them (they must
             be regular files); each file must still have that size and modification time
@@ -737,7 +743,7 @@ def hash_files(
     regions: dict[int, list[_RegionHashes]] = {}
     for task, task_results in zip(tasks, results, strict=True):
         for job, result in zip(task, task_results, strict=True):
-            if job.length < 0:
+            if job.whole:
                 out[job.number] = result
             else:
                 regions.setdefault(job.number, []).append(result)  # type: ignore[arg-type]
