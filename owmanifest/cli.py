@@ -76,19 +76,28 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 class _VersionAction(argparse.Action):
-    """``--version``: the version and which hashing engine runs (looked up only when asked)."""
+    """``--version``: the version and which parts run compiled (looked up only when asked)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from .manifest.document import compiled_reader
         from .manifest.hashing import engine
 
         described = {
             "compiled": "compiled core, OpenSSL's digests",
             "python": "pure Python (the compiled core is not built, or OWMANIFEST_PURE_PYTHON)",
         }
-        sys.stdout.write(f"owmanifest {__version__}\nhashing: {described[engine()]}\n")
+        reader = (
+            "compiled one pass over N-Quads"
+            if compiled_reader()
+            else "pure Python (the compiled reader is not built, or OWMANIFEST_PURE_PYTHON)"
+        )
+        sys.stdout.write(
+            f"owmanifest {__version__}\nhashing: {described[engine()]}\n"
+            f"manifest reading: {reader}\n"
+        )
         parser.exit()
 
 

@@ -429,13 +429,7 @@ def _file_entry_checked(fn: _Node, dataset_id: str, source: str) -> FileEntry:
     path = fn.literal(v.OWM_PATH, v.XSD_STRING, required=True)
     size = fn.integer(v.DCAT_BYTE_SIZE, required=True, minimum=0)
     assert path is not None and size is not None
-    if fn.iri != file_iri(dataset_id, path):
-        raise InvalidManifestError(
-            "a file node's IRI does not match its path",
-            path=source,
-            expected=file_iri(dataset_id, path),
-            observed=fn.iri,
-        )
+    _check_file_iri(fn.iri, dataset_id, path, source)
     root_text = fn.literal(v.OWM_MERKLE_ROOT, v.XSD_STRING)
     root = None if root_text is None else Digest.parse(root_text, algorithm=BEP52)
     if (root is None) != (size == 0):
@@ -446,6 +440,16 @@ def _file_entry_checked(fn: _Node, dataset_id: str, source: str) -> FileEntry:
             observed=root_text,
         )
     return FileEntry(path=path, size=size, root=root)
+
+
+def _check_file_iri(iri: str, dataset_id: str, path: str, source: str) -> None:
+    if iri != file_iri(dataset_id, path):
+        raise InvalidManifestError(
+            "a file node's IRI does not match its path",
+            path=source,
+            expected=file_iri(dataset_id, path),
+            observed=iri,
+        )
 
 
 _BEP52_ROOT = re.compile(r"bep52:[0-9a-f]{64}").fullmatch
@@ -515,7 +519,12 @@ def _manifest(
     source: str,
     aside: list[pyoxigraph.Quad] | None,
     lines: dict[bytes, None] | None,
+    plain_files: dict[str, tuple[str, int, bytes | None]] | None = None,
+    parts: dict[str, list[str]] | None = None,
 ) -> Manifest:
+    """The model from ``quads``; with ``plain_files`` and ``parts`` (from the compiled one
+    pass, :func:`index_stream`), also from the file nodes and ``dcterms:hasPart`` statements
+    that pass already read, which are then not among ``quads``."""
     import pyoxigraph as ox
 
     # subject -> its predicates and objects, alternating: one list per node (a _Node, with a
@@ -610,7 +619,16 @@ def _manifest(
         raise ds._bad(v.DCTERMS_LICENSE, "has more than one value")
 
     files: list[FileEntry] = []
-    for file_node_iri in ds.iri_values(v.DCTERMS_HAS_PART):
+    file_iris = ds.iri_values(v.DCTERMS_HAS_PART)
+    if parts:
+        file_iris += parts.get(ds.iri, ())
+    for file_node_iri in file_iris:
+        plain = plain_files.get(file_node_iri) if plain_files else None
+        if plain is not None:
+            path, size, root = plain
+            _check_file_iri(file_node_iri, dataset_id, path, source)
+            files.append(FileEntry(path, size, None if root is None else Digest(BEP52, root)))
+            continue
         file_pairs = nodes.get(file_node_iri)
         if file_pairs is None:
             raise InvalidManifestError(
@@ -641,6 +659,82 @@ def _manifest(
         mirrors=tuple(sorted(ds.iri_values(v.OWM_MIRROR))),
         trackers=tuple(sorted(ds.iri_values(v.OWM_TRACKER))),
     )
+
+
+# --- the compiled one pass (ADR 0008) -------------------------------------------------------------
+
+
+@functools.cache
+def _compiled_reader() -> Any:
+    """The compiled one pass (``_nqindex``), or ``None`` when it is not built or
+    ``OWMANIFEST_PURE_PYTHON`` is set."""
+    if os.environ.get("OWMANIFEST_PURE_PYTHON"):
+        return None
+    try:
+        from . import _nqindex as module
+    except ImportError:
+        return None
+    return module
+
+
+def compiled_reader() -> bool:
+    """Whether :func:`index_stream` is available (the ``_nqindex`` extension is built)."""
+    return _compiled_reader() is not None
+
+
+_INDEX_VOCAB = (
+    *(
+        f"<{iri}>".encode()
+        for iri in (
+            v.RDF_TYPE,
+            v.OWM_PATH,
+            v.DCAT_BYTE_SIZE,
+            v.OWM_MERKLE_ROOT,
+            v.DCTERMS_HAS_PART,
+            v.SEC_PROOF,
+            v.OWM_FILE,
+        )
+    ),
+    f"^^<{v.XSD_INTEGER}>".encode(),
+)
+
+
+@paused_gc
+def index_stream(
+    quads: Iterable[pyoxigraph.Quad], *, source: str
+) -> tuple[Manifest, list[pyoxigraph.Quad], bytes] | None:
+    """What :func:`manifest_from_stream` and ``canonical_from_lines`` give for ``quads``,
+    without a Python object per statement: the model, the statements put aside for the proofs,
+    and the body's canonical N-Quads.
+
+    pyoxigraph writes the statements as N-Quads (each line is the statement's ``f"{quad} ."``)
+    and the compiled ``_nqindex`` reads those lines: it sorts and de-duplicates the body,
+    reads plain file nodes and ``dcterms:hasPart`` statements, and hands every other statement
+    back, which is then read here as :func:`manifest_from_stream` reads it (ADR 0008).
+
+    Returns ``None`` when that pass has no answer (a line it does not read, blank nodes or
+    triple terms in the body): the caller then reads the document the usual way.
+
+    Raises:
+        InvalidManifestError, SyntaxError, ValueError: the statements are malformed (the
+            caller then reads the document the usual way, for the precise error).
+    """
+    import pyoxigraph as ox
+
+    core = _compiled_reader()
+    if core is None:
+        raise RuntimeError("the compiled one pass is not available (see compiled_reader())")
+    nquads = ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+    assert nquads is not None
+    indexed = core.index(nquads, *_INDEX_VOCAB)
+    del nquads
+    if indexed is None:
+        return None
+    canonical, aside, other, plain_files, parts = indexed
+    nq = ox.RdfFormat.N_QUADS
+    rest = ox.parse(other, format=nq, rename_blank_nodes=False)
+    manifest = _manifest(rest, source, None, None, plain_files, parts)
+    return manifest, list(ox.parse(aside, format=nq, rename_blank_nodes=False)), canonical
 
 
 def serialize_quads(quads: Sequence[pyoxigraph.Quad], format: str) -> bytes:

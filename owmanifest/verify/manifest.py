@@ -34,6 +34,8 @@ from ..manifest.canonical import canonical_from_lines, canonical_nquads
 from ..manifest.digest import Digest
 from ..manifest.document import (
     ManifestDocument,
+    compiled_reader,
+    index_stream,
     load_document,
     manifest_from_quads,
     manifest_from_stream,
@@ -144,22 +146,30 @@ def _read_once(document: ManifestDocument) -> tuple[Manifest, list[ProofGraph], 
     When it does answer, it is the answer of the usual way: the same checks on the same
     statements (``manifest_from_stream`` puts aside what ``split_proofs`` would take out of
     the body, and ``canonical_from_lines`` is ``canonical_nquads`` for a body without blank
-    nodes; tests compare both on generated documents).
+    nodes; tests compare both on generated documents). Where the compiled one pass is built,
+    ``index_stream`` does the same from pyoxigraph's N-Quads of the statements (ADR 0008).
     """
     quads = document.stream()
     if quads is None:
         return None
     aside: list[pyoxigraph.Quad] = []
-    lines: dict[bytes, None] = {}
     try:
-        manifest = manifest_from_stream(quads, source=document.source, aside=aside, lines=lines)
+        if compiled_reader():
+            read = index_stream(quads, source=document.source)
+            if read is None:
+                return None
+            manifest, aside, canonical = read
+        else:
+            lines: dict[bytes, None] = {}
+            manifest = manifest_from_stream(quads, source=document.source, aside=aside, lines=lines)
+            body = canonical_from_lines(lines)
+            del lines
+            if body is None:
+                return None
+            canonical = body
         _, graphs = split_proofs(aside)
         _check_links(graphs, manifest.id, document.source)
     except (Error, SyntaxError, ValueError):
-        return None
-    canonical = canonical_from_lines(lines)
-    del lines
-    if canonical is None:
         return None
     return manifest, graphs, canonical
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from owmanifest.manifest.document import compiled_reader
 from owmanifest.verify.keys import PrivateKey, read_key_file
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "generated"
@@ -28,3 +31,21 @@ def key(name: str) -> PrivateKey:
 
 def signed_bytes() -> bytes:
     return (ASSETS / "signed.jsonld").read_bytes()
+
+
+# The verifier's one pass has two implementations (ADR 0008): the compiled one (``_nqindex``,
+# used when it is built) and the Python one. Tests of the one pass run each that is available.
+ONE_PASS_READERS = ["python"] + (["compiled"] if compiled_reader() else [])
+
+
+@contextlib.contextmanager
+def one_pass_reader(name: str) -> Iterator[None]:
+    """Make the verifier's one pass use the ``"compiled"`` or the ``"python"`` reader."""
+    from owmanifest.verify import manifest as verifier
+
+    real = verifier.compiled_reader
+    verifier.compiled_reader = real if name == "compiled" else (lambda: False)
+    try:
+        yield
+    finally:
+        verifier.compiled_reader = real

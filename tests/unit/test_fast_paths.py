@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import owmanifest.schemas as schemas
 from owmanifest._gc import paused_gc
 from owmanifest.errors import InvalidManifestError
-from owmanifest.manifest import canonical
+from owmanifest.manifest import canonical, document
 from owmanifest.manifest.bencode import bencode
 from owmanifest.manifest.hashing import FileHasher, hash_file, hash_files
 from owmanifest.manifest.jsonld import _nesting_exceeds, dumps, file_iri, loads_json
@@ -482,7 +482,6 @@ def test_streaming_parse_reads_what_the_general_parser_reads(
 
 
 def test_streaming_parse_is_used_for_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
-    from owmanifest.manifest import document
 
     calls: list[bool] = []
     real = document._parse_streaming
@@ -577,7 +576,6 @@ def _outcome(fn: Any) -> Any:
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.tuples(_PREDICATES, _TERMS), max_size=6), st.booleans())
 def test_file_fast_path_equals_the_node_accessors(pairs: list[Any], iri_from_path: bool) -> None:
-    from owmanifest.manifest import document
     from owmanifest.manifest.jsonld import file_iri as make_iri
 
     flat = [x for pair in pairs for x in pair]
@@ -640,3 +638,42 @@ def test_canonical_from_lines_is_canonical_nquads(triples: list[tuple[Any, Any, 
         assert any(b"_:" in line or b"<<" in line for line in lines)
     else:
         assert got == canonical.canonical_nquads(quads)
+
+
+# --- the compiled one pass (ADR 0008) -----------------------------------------------------------
+# ``_nqindex.index`` reads pyoxigraph's N-Quads of a document: its canonical body must be
+# ``canonical_from_lines`` of the body statements (or no answer where that has none), and it
+# must put aside exactly the statements in a named graph or with the proof predicate.
+
+_PROOF = pyoxigraph.NamedNode("https://w3id.org/security#proof")
+_GRAPHS = st.one_of(st.just(pyoxigraph.DefaultGraph()), _NODES, st.just(pyoxigraph.BlankNode("g0")))
+
+
+@pytest.mark.skipif(not document.compiled_reader(), reason="the compiled one pass is not built")
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(_NODES, st.just(pyoxigraph.BlankNode("s0"))),
+            st.one_of(_NODES, st.just(_PROOF)),
+            st.one_of(_OBJECTS, st.just(pyoxigraph.BlankNode("o0"))),
+            _GRAPHS,
+        ),
+        max_size=10,
+    )
+)
+def test_compiled_one_pass_splits_and_sorts_as_the_python_one(quads: list[Any]) -> None:
+    statements = [pyoxigraph.Quad(*q) for q in quads]
+    data = pyoxigraph.serialize(statements, format=pyoxigraph.RdfFormat.N_QUADS) or b""
+    got = document._compiled_reader().index(data, *document._INDEX_VOCAB)
+    aside = [q for q in statements if type(q.graph_name) is not pyoxigraph.DefaultGraph
+             or q.predicate == _PROOF]  # fmt: skip
+    body = dict.fromkeys(f"{q} .".encode() for q in statements if q not in aside)
+    expected = canonical.canonical_from_lines(body)
+    if got is None:
+        event("no answer")
+        assert expected is None or not body
+        return
+    event("answered")
+    assert got[0] == expected
+    assert got[1] == b"".join(f"{q} .\n".encode() for q in aside)

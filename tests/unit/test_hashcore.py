@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from owmanifest.errors import FileVerificationError, MissingFileError
-from owmanifest.manifest import hashing
+from owmanifest.manifest import document, hashing
+from owmanifest.manifest.document import compiled_reader
 from owmanifest.manifest.hashing import FileHashes, engine, hash_file, hash_files
 from owmanifest.manifest.merkle import BLOCK_SIZE
 
@@ -327,18 +328,22 @@ def test_bad_calls_raise(core: Any, name: str) -> None:
 def test_pure_python_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OWMANIFEST_PURE_PYTHON", "1")
     hashing._core.cache_clear()
+    document._compiled_reader.cache_clear()
     try:
         assert engine() == "python"
         assert hashing._core() is None
+        assert not compiled_reader()
     finally:
         monkeypatch.delenv("OWMANIFEST_PURE_PYTHON")
         hashing._core.cache_clear()
+        document._compiled_reader.cache_clear()
 
 
 def test_the_core_is_built_where_ci_requires_it() -> None:
     if not os.environ.get("OWMANIFEST_REQUIRE_CORE"):
         pytest.skip("OWMANIFEST_REQUIRE_CORE is not set")
     assert engine() == "compiled"
+    assert compiled_reader()  # the other compiled part: the verifier's one pass (ADR 0008)
 
 
 def test_version_names_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
@@ -350,3 +355,5 @@ def test_version_names_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("owmanifest ")
     assert ("compiled core" if engine() == "compiled" else "pure Python") in out
+    reading = out.split("manifest reading: ")[1]
+    assert reading.startswith("compiled" if compiled_reader() else "pure Python")

@@ -1,0 +1,472 @@
+/*
+ * _nqindex: the verifier's one pass over a manifest's statements, without a Python object per
+ * statement (ADR 0008).
+ *
+ * The input is pyoxigraph's own N-Quads serialization of the statements pyoxigraph parsed from
+ * the manifest document (one statement per line, "S P O [G] ." with single spaces): the parser
+ * of record stays pyoxigraph's, and each line is the statement's N-Quads form that the
+ * one-pass reading of ADR 0006 already used. index() splits the lines and does, per line,
+ * what document.manifest_from_stream does per quad:
+ *
+ *   - a statement in a named graph, or with the proof predicate, is put aside (returned as
+ *     N-Quads text, in input order) for split_proofs;
+ *   - every other statement is a body statement: the body's lines, sorted by bytes and without
+ *     duplicates, joined with "\n" and a final "\n", are its canonical N-Quads (for a body
+ *     without blank nodes and triple terms: canonical.canonical_from_lines);
+ *   - the body is grouped by subject (sorted lines of one subject are adjacent, as an IRI
+ *     cannot contain '>'). A group that is a plain file node (only rdf:type <File>, one plain
+ *     path literal without escapes, one "digits"^^xsd:integer size, and one "bep52:" + 64
+ *     lowercase hex root exactly when the size is not 0) becomes (path, size, root); a
+ *     hasPart statement with an IRI object becomes (subject, object); every other body line
+ *     is returned as N-Quads text for the Python reader, which reads it as it reads any
+ *     statement.
+ *
+ * It never refuses a document: where a line is not in that layout, or a body line holds "_:"
+ * or "<<" anywhere (blank nodes and triple terms need the full RDFC-1.0 algorithm), it returns
+ * None and the caller reads the document the usual way, which gives the answer or the precise
+ * error. tests/unit/test_verify_manifest.py and tests/security/test_fuzz.py compare both
+ * readings.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *p;     /* the line, without its "\n" */
+    uint32_t n;        /* its length */
+    uint32_t s_end;    /* subject: [0, s_end) */
+    uint32_t p_end;    /* predicate: [s_end + 1, p_end) */
+    uint32_t o_end;    /* object: [p_end + 1, o_end) */
+    uint32_t graph;    /* a graph name follows the object */
+} line_t;
+
+/* One past the end of the term at s (NULL when there is none, or it is a triple term). */
+static const char *
+scan_term(const char *s, const char *end, int literal_ok)
+{
+    if (s >= end)
+        return NULL;
+    if (*s == '<') {
+        if (s + 1 < end && s[1] == '<')
+            return NULL; /* a triple term */
+        const char *close = memchr(s, '>', (size_t)(end - s));
+        if (!close || memchr(s, '\\', (size_t)(close - s)))
+            return NULL; /* no IRI holds a backslash: this is not the expected layout */
+        return close + 1;
+    }
+    if (*s == '_') {
+        if (s + 1 >= end || s[1] != ':')
+            return NULL;
+        const char *space = memchr(s, ' ', (size_t)(end - s));
+        return space ? space : end;
+    }
+    if (*s == '"' && literal_ok) {
+        s++;
+        while (s < end && *s != '"')
+            s += (*s == '\\') ? 2 : 1;
+        if (s >= end)
+            return NULL;
+        s++; /* the closing quote */
+        if (s < end && *s == '@') {
+            const char *space = memchr(s, ' ', (size_t)(end - s));
+            return space ? space : end;
+        }
+        if (s + 2 < end && s[0] == '^' && s[1] == '^' && s[2] == '<') {
+            const char *close = memchr(s, '>', (size_t)(end - s));
+            return close ? close + 1 : NULL;
+        }
+        return s;
+    }
+    return NULL;
+}
+
+/* Split one line into its terms; 0 when it is not "S P O [G] ." with single spaces. */
+static int
+parse_line(line_t *line)
+{
+    const char *s = line->p, *end = line->p + line->n, *t;
+    if (line->n < 4 || end[-2] != ' ' || end[-1] != '.')
+        return 0;
+    end -= 2; /* " ." */
+    if (*s != '<' && *s != '_')
+        return 0;
+    if (!(t = scan_term(s, end, 0)) || t >= end || *t != ' ')
+        return 0;
+    line->s_end = (uint32_t)(t - line->p);
+    s = t + 1;
+    if (*s != '<' || !(t = scan_term(s, end, 0)) || t >= end || *t != ' ')
+        return 0;
+    line->p_end = (uint32_t)(t - line->p);
+    s = t + 1;
+    if (!(t = scan_term(s, end, 1)))
+        return 0;
+    line->o_end = (uint32_t)(t - line->p);
+    if (t == end) {
+        line->graph = 0;
+        return 1;
+    }
+    if (*t != ' ' || (t[1] != '<' && t[1] != '_'))
+        return 0;
+    s = t + 1;
+    if (!(t = scan_term(s, end, 0)) || t != end)
+        return 0;
+    line->graph = 1;
+    return 1;
+}
+
+static int
+compare_lines(const void *a, const void *b)
+{
+    const line_t *x = a, *y = b;
+    uint32_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->p, y->p, n);
+    if (c)
+        return c;
+    return (x->n > y->n) - (x->n < y->n);
+}
+
+static int
+same_bytes(const char *p, size_t n, const char *q, size_t m)
+{
+    return n == m && memcmp(p, q, n) == 0;
+}
+
+static int
+contains(const char *p, size_t n, const char *needle)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == needle[0] && p[i + 1] == needle[1])
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    Py_buffer type, path, size, root, part, proof, file, integer;
+} vocab_t;
+
+#define PRED(l) ((l)->p + (l)->s_end + 1)
+#define PRED_LEN(l) ((size_t)((l)->p_end - (l)->s_end - 1))
+#define OBJ(l) ((l)->p + (l)->p_end + 1)
+#define OBJ_LEN(l) ((size_t)((l)->o_end - (l)->p_end - 1))
+#define IS(l, v) same_bytes(PRED(l), PRED_LEN(l), (v).buf, (size_t)(v).len)
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A plain file node: its path, size and root (root[0] < 0 when absent); 0 when not plain. */
+static int
+plain_file(const line_t *lines, Py_ssize_t count, const vocab_t *v, const char **path,
+           size_t *path_len, long long *size, unsigned char *root, int *has_root)
+{
+    int have_type = 0, have_path = 0, have_size = 0;
+    *has_root = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const line_t *l = &lines[i];
+        const char *o = OBJ(l);
+        size_t on = OBJ_LEN(l);
+        if (IS(l, v->type)) {
+            if (have_type || !same_bytes(o, on, v->file.buf, (size_t)v->file.len))
+                return 0;
+            have_type = 1;
+        }
+        else if (IS(l, v->path)) {
+            if (have_path || on < 2 || o[0] != '"' || o[on - 1] != '"' ||
+                memchr(o, '\\', on))
+                return 0;
+            *path = o + 1;
+            *path_len = on - 2;
+            have_path = 1;
+        }
+        else if (IS(l, v->size)) {
+            size_t suffix = (size_t)v->integer.len; /* ^^<...#integer> */
+            if (have_size || on < suffix + 3 || o[0] != '"' || o[on - suffix - 1] != '"' ||
+                memcmp(o + on - suffix, v->integer.buf, suffix) != 0)
+                return 0;
+            size_t digits = on - suffix - 2;
+            if (digits < 1 || digits > 18)
+                return 0;
+            long long value = 0;
+            for (size_t k = 1; k <= digits; k++) {
+                if (o[k] < '0' || o[k] > '9')
+                    return 0;
+                value = value * 10 + (o[k] - '0');
+            }
+            *size = value;
+            have_size = 1;
+        }
+        else if (IS(l, v->root)) {
+            if (*has_root || on != 2 + 6 + 64 || o[0] != '"' || o[on - 1] != '"' ||
+                memcmp(o + 1, "bep52:", 6) != 0)
+                return 0;
+            for (int k = 0; k < 32; k++) {
+                int hi = hexval(o[7 + 2 * k]), lo = hexval(o[8 + 2 * k]);
+                if (hi < 0 || lo < 0)
+                    return 0;
+                root[k] = (unsigned char)(hi << 4 | lo);
+            }
+            *has_root = 1;
+        }
+        else
+            return 0;
+    }
+    return have_path && have_size && (*has_root == (*size != 0));
+}
+
+/* Append the lines, each with its "\n", to a new bytes object. */
+static PyObject *
+join_lines(line_t **lines, Py_ssize_t count)
+{
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++)
+        total += lines[i]->n + 1;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!out)
+        return NULL;
+    char *w = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        memcpy(w, lines[i]->p, lines[i]->n);
+        w += lines[i]->n;
+        *w++ = '\n';
+    }
+    return out;
+}
+
+static PyObject *
+decode(const char *p, size_t n)
+{
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
+}
+
+/* The groups of the sorted, unique body lines: plain files into `files`, hasPart statements
+ * into `parts`, everything else into `other`. 1 on success, 0 with an exception set. */
+static int
+group(line_t *body, Py_ssize_t count, const vocab_t *v, PyObject *files, PyObject *parts,
+      line_t ***other, Py_ssize_t *n_other)
+{
+    line_t *rest = NULL;
+    Py_ssize_t i = 0;
+    /* lines of the current group that are not hasPart-to-IRI statements, copied together */
+    rest = PyMem_Malloc(sizeof(line_t) * (size_t)(count ? count : 1));
+    if (!rest) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    while (i < count) {
+        Py_ssize_t j = i, kept = 0;
+        const char *subject = body[i].p;
+        size_t subject_len = body[i].s_end;
+        PyObject *subject_str = NULL, *objects = NULL;
+        while (j < count && same_bytes(body[j].p, body[j].s_end, subject, subject_len)) {
+            line_t *l = &body[j];
+            if (IS(l, v->part) && OBJ(l)[0] == '<') {
+                if (!subject_str) {
+                    subject_str = decode(subject + 1, subject_len - 2);
+                    objects = subject_str ? PyList_New(0) : NULL;
+                    if (!objects || PyDict_SetItem(parts, subject_str, objects) < 0)
+                        goto error;
+                }
+                PyObject *object = decode(OBJ(l) + 1, OBJ_LEN(l) - 2);
+                if (!object || PyList_Append(objects, object) < 0) {
+                    Py_XDECREF(object);
+                    goto error;
+                }
+                Py_DECREF(object);
+            }
+            else
+                rest[kept++] = *l;
+            j++;
+        }
+        const char *path = NULL;
+        size_t path_len = 0;
+        long long size = 0;
+        unsigned char root[32];
+        int has_root = 0;
+        if (kept && plain_file(rest, kept, v, &path, &path_len, &size, root, &has_root)) {
+            if (!subject_str && !(subject_str = decode(subject + 1, subject_len - 2)))
+                goto error;
+            PyObject *entry = PyTuple_New(3);
+            if (!entry)
+                goto error;
+            PyTuple_SET_ITEM(entry, 0, decode(path, path_len));
+            PyTuple_SET_ITEM(entry, 1, PyLong_FromLongLong(size));
+            PyTuple_SET_ITEM(entry, 2, has_root ? PyBytes_FromStringAndSize((const char *)root, 32)
+                                                : Py_NewRef(Py_None));
+            if (!PyTuple_GET_ITEM(entry, 0) || !PyTuple_GET_ITEM(entry, 1) ||
+                !PyTuple_GET_ITEM(entry, 2) || PyDict_SetItem(files, subject_str, entry) < 0) {
+                Py_DECREF(entry);
+                goto error;
+            }
+            Py_DECREF(entry);
+        }
+        else {
+            for (Py_ssize_t k = i; k < j; k++) {
+                line_t *l = &body[k];
+                if (!(IS(l, v->part) && OBJ(l)[0] == '<'))
+                    (*other)[(*n_other)++] = l;
+            }
+        }
+        Py_XDECREF(subject_str);
+        Py_XDECREF(objects);
+        i = j;
+        continue;
+    error:
+        Py_XDECREF(subject_str);
+        Py_XDECREF(objects);
+        PyMem_Free(rest);
+        return 0;
+    }
+    PyMem_Free(rest);
+    return 1;
+}
+
+PyDoc_STRVAR(index_doc,
+"index(nquads, type, path, size, root, part, proof, file, integer)\n"
+"\n"
+"Read pyoxigraph's N-Quads serialization of a manifest document's statements in one pass.\n"
+"The vocabulary arguments are bytes: the predicates rdf:type, owm:path, dcat:byteSize,\n"
+"owm:merkleRoot, dcterms:hasPart, sec:proof and the class owm:File, each in <brackets>, and\n"
+"the datatype suffix ^^<xsd:integer>.\n"
+"\n"
+"Returns (canonical, aside, other, files, parts), or None when this pass has no answer:\n"
+"canonical: the body's canonical N-Quads; aside: the statements put aside for the proofs;\n"
+"other: the body statements not read here; files: {file IRI: (path, size, root or None)};\n"
+"parts: {subject IRI: [hasPart object IRIs]}.");
+
+static PyObject *
+nq_index(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    vocab_t v;
+    memset(&v, 0, sizeof v);
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &data, &v.type, &v.path, &v.size, &v.root,
+                          &v.part, &v.proof, &v.file, &v.integer))
+        return NULL;
+    PyObject *result = NULL, *canonical = NULL, *aside = NULL, *other_bytes = NULL;
+    PyObject *files = NULL, *parts = NULL;
+    line_t *body = NULL;
+    line_t **aside_lines = NULL, **body_refs = NULL, **other = NULL;
+    Py_ssize_t n_lines = 0, n_body = 0, n_aside = 0, n_other = 0, n_unique = 0;
+    const char *p = data.buf, *end = p + data.len;
+    int ok = 1;
+
+    for (const char *q = p; q < end;) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        n_lines++;
+        q = nl ? nl + 1 : end;
+    }
+    body = PyMem_Malloc(sizeof(line_t) * (size_t)(n_lines ? n_lines : 1));
+    aside_lines = PyMem_Malloc(sizeof(line_t *) * (size_t)(n_lines ? n_lines : 1));
+    if (!body || !aside_lines) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* the aside lines point into `body` too: they are stored from the end of the array */
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t back = n_lines;
+    for (const char *q = p; q < end && ok;) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        const char *stop = nl ? nl : end;
+        line_t l = {q, 0, 0, 0, 0, 0};
+        if ((size_t)(stop - q) > UINT32_MAX) {
+            ok = 0;
+            break;
+        }
+        l.n = (uint32_t)(stop - q);
+        if (!parse_line(&l))
+            ok = 0;
+        else if (l.graph || IS(&l, v.proof))
+            body[--back] = l;
+        else if (contains(l.p, l.n, "_:") || contains(l.p, l.n, "<<"))
+            ok = 0; /* blank nodes and triple terms: the usual reading */
+        else
+            body[n_body++] = l;
+        q = nl ? nl + 1 : end;
+    }
+    if (ok) {
+        /* aside lines were stored backwards: their input order is from the end */
+        for (Py_ssize_t k = n_lines - 1; k >= back; k--)
+            aside_lines[n_aside++] = &body[k];
+        qsort(body, (size_t)n_body, sizeof(line_t), compare_lines);
+        for (Py_ssize_t k = 0; k < n_body; k++)
+            if (!n_unique || compare_lines(&body[n_unique - 1], &body[k]) != 0)
+                body[n_unique++] = body[k];
+    }
+    Py_END_ALLOW_THREADS
+    if (!ok || !n_unique) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    body_refs = PyMem_Malloc(sizeof(line_t *) * (size_t)n_unique);
+    other = PyMem_Malloc(sizeof(line_t *) * (size_t)n_unique);
+    if (!body_refs || !other) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n_unique; k++)
+        body_refs[k] = &body[k];
+    if (!(canonical = join_lines(body_refs, n_unique)))
+        goto done;
+    if (!(aside = join_lines(aside_lines, n_aside)))
+        goto done;
+    if (!(files = PyDict_New()) || !(parts = PyDict_New()))
+        goto done;
+    if (!group(body, n_unique, &v, files, parts, &other, &n_other))
+        goto done;
+    if (!(other_bytes = join_lines(other, n_other)))
+        goto done;
+    result = PyTuple_Pack(5, canonical, aside, other_bytes, files, parts);
+
+done:
+    if (!result && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear(); /* not UTF-8 after all: the usual reading reports it */
+        result = Py_NewRef(Py_None);
+    }
+    Py_XDECREF(canonical);
+    Py_XDECREF(aside);
+    Py_XDECREF(other_bytes);
+    Py_XDECREF(files);
+    Py_XDECREF(parts);
+    PyMem_Free(body);
+    PyMem_Free(aside_lines);
+    PyMem_Free(body_refs);
+    PyMem_Free(other);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&v.type);
+    PyBuffer_Release(&v.path);
+    PyBuffer_Release(&v.size);
+    PyBuffer_Release(&v.root);
+    PyBuffer_Release(&v.part);
+    PyBuffer_Release(&v.proof);
+    PyBuffer_Release(&v.file);
+    PyBuffer_Release(&v.integer);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"index", nq_index, METH_VARARGS, index_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "owmanifest.manifest._nqindex",
+    "The verifier's one pass over a manifest's N-Quads, compiled (see document.py).",
+    -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__nqindex(void)
+{
+    return PyModule_Create(&module);
+}
