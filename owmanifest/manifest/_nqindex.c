@@ -128,18 +128,142 @@ compare_lines(const void *a, const void *b)
     return (x->n > y->n) - (x->n < y->n);
 }
 
+/* --- sorting the body ------------------------------------------------------------------------
+ * By bytes, as Python sorts bytes. The lines share long prefixes (the dataset IRI) and lie
+ * scattered over hundreds of MB once a comparison sort starts moving them, so a plain qsort of
+ * the lines is slow on memory, not on comparisons. Instead (MSD by 16-byte chunks): skip the
+ * prefix all lines of a range share, read the next 16 bytes of each line into its sort entry
+ * (in input order at the top level: one sequential pass), sort the entries by those integers,
+ * and sort each run of equal chunks the same way from 16 bytes further on. Small runs, deep
+ * ranges and lines that end inside the chunk are sorted by comparing whole lines. */
+
+typedef struct {
+    uint64_t k0, k1;
+    const line_t *line;
+} entry_t;
+
+#define SMALL_RUN 12
+#define MAX_DEPTH 4096
+
+static uint64_t
+load_be64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static int
+compare_entries(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    if (x->k0 != y->k0)
+        return x->k0 < y->k0 ? -1 : 1;
+    if (x->k1 != y->k1)
+        return x->k1 < y->k1 ? -1 : 1;
+    return 0;
+}
+
+static int
+compare_entry_lines(const void *a, const void *b)
+{
+    return compare_lines(((const entry_t *)a)->line, ((const entry_t *)b)->line);
+}
+
+/* The length of the prefix that every line of the range shares beyond `depth`. */
+static size_t
+common_prefix(const entry_t *a, size_t n, size_t depth)
+{
+    const line_t *first = a[0].line;
+    size_t end = first->n;
+    for (size_t i = 1; i < n && end > depth; i++) {
+        const line_t *l = a[i].line;
+        size_t m = l->n < end ? l->n : end, k = depth;
+        while (k + 8 <= m && memcmp(first->p + k, l->p + k, 8) == 0)
+            k += 8;
+        while (k < m && first->p[k] == l->p[k])
+            k++;
+        end = k;
+    }
+    return end;
+}
+
+static void
+msd_sort(entry_t *a, size_t n, size_t depth)
+{
+    if (n < 2)
+        return;
+    if (n <= SMALL_RUN || depth > MAX_DEPTH) {
+        qsort(a, n, sizeof *a, compare_entry_lines);
+        return;
+    }
+    depth = common_prefix(a, n, depth);
+    int ended = 0;
+    for (size_t i = 0; i < n; i++) {
+        const line_t *l = a[i].line;
+        unsigned char chunk[16] = {0};
+        if (l->n > depth)
+            memcpy(chunk, l->p + depth, l->n - depth < 16 ? l->n - depth : 16);
+        if (l->n <= depth + 16)
+            ended = 1;
+        a[i].k0 = load_be64(chunk);
+        a[i].k1 = load_be64(chunk + 8);
+    }
+    qsort(a, n, sizeof *a, compare_entries);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && compare_entries(&a[i], &a[j]) == 0; j++)
+            ;
+        if (j - i < 2)
+            continue;
+        if (ended) /* a line ended in this chunk (zero-padded): compare whole lines */
+            qsort(a + i, j - i, sizeof *a, compare_entry_lines);
+        else
+            msd_sort(a + i, j - i, depth + 16);
+    }
+}
+
+/* Sort the body lines and drop duplicates, in place; 0 when out of memory. */
+static int
+sort_lines(line_t *body, Py_ssize_t n, Py_ssize_t *n_unique)
+{
+    entry_t *entries = malloc(sizeof(entry_t) * (size_t)(n ? n : 1));
+    line_t *sorted = malloc(sizeof(line_t) * (size_t)(n ? n : 1));
+    if (!entries || !sorted) {
+        free(entries);
+        free(sorted);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        entries[i].line = &body[i];
+    msd_sort(entries, (size_t)n, 0);
+    Py_ssize_t u = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!u || compare_lines(&sorted[u - 1], entries[i].line) != 0)
+            sorted[u++] = *entries[i].line;
+    free(entries);
+    memcpy(body, sorted, sizeof(line_t) * (size_t)u);
+    free(sorted);
+    *n_unique = u;
+    return 1;
+}
+
 static int
 same_bytes(const char *p, size_t n, const char *q, size_t m)
 {
     return n == m && memcmp(p, q, n) == 0;
 }
 
+/* Whether the two bytes `pair` occur in p[0:n]. */
 static int
-contains(const char *p, size_t n, const char *needle)
+contains(const char *p, size_t n, const char *pair)
 {
-    for (size_t i = 0; i + 1 < n; i++)
-        if (p[i] == needle[0] && p[i + 1] == needle[1])
+    const char *end = p + n, *q = p;
+    while (q + 1 < end && (q = memchr(q, pair[0], (size_t)(end - q - 1))) != NULL) {
+        if (q[1] == pair[1])
             return 1;
+        q++;
+    }
     return 0;
 }
 
@@ -396,10 +520,7 @@ nq_index(PyObject *self, PyObject *args)
         /* aside lines were stored backwards: their input order is from the end */
         for (Py_ssize_t k = n_lines - 1; k >= back; k--)
             aside_lines[n_aside++] = &body[k];
-        qsort(body, (size_t)n_body, sizeof(line_t), compare_lines);
-        for (Py_ssize_t k = 0; k < n_body; k++)
-            if (!n_unique || compare_lines(&body[n_unique - 1], &body[k]) != 0)
-                body[n_unique++] = body[k];
+        ok = sort_lines(body, n_body, &n_unique);
     }
     Py_END_ALLOW_THREADS
     if (!ok || !n_unique) {

@@ -108,6 +108,19 @@ def _dumps_file(item: Any) -> str:
     """One element of the top-level ``files`` array, as ``json.dumps(indent=2)`` puts it there."""
     if type(item) is dict and item:
         enc = _encode_string
+        values = tuple(item.values())
+        kinds = tuple(map(type, values))
+        if kinds in _FILE_KINDS:
+            template = _FILE_TEMPLATES.get(tuple(item))
+            if template is not None:  # a file node as we write it: one format string
+                iri, kind, path, size, *root = values
+                return template % (
+                    enc(iri),
+                    enc(kind),
+                    enc(path),
+                    int.__repr__(size),
+                    *map(enc, root),
+                )
         lines = []
         for key, value in item.items():
             kind = type(value)
@@ -119,8 +132,23 @@ def _dumps_file(item: Any) -> str:
     return json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
 
 
+_FILE_KINDS = ((str, str, str, int), (str, str, str, int, str))
+"""The value types of a file node as :func:`manifest_to_jsonld` writes it (without and with a
+root)."""
+_FILE_TEMPLATES = {
+    keys: "{\n" + ",\n".join(f"      {_encode_string(k)}: %s" for k in keys) + "\n    }"
+    for keys in (
+        ("id", "type", "path", "byteSize"),
+        ("id", "type", "path", "byteSize", "merkleRoot"),
+    )
+}
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    out = {}  # some key repeats: find the first, for the message
     for key, value in pairs:
         if key in out:
             raise _DuplicateKey(key)
@@ -133,7 +161,7 @@ class _DuplicateKey(Exception):
 
 
 def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+    if len(text) > MAX_INT_DIGITS and len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise _HugeNumber(text)
     return int(text)
 
