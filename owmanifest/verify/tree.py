@@ -127,10 +127,14 @@ def check_tree(
     cache = HashCache.load(manifest.id, root) if fast else None
     cached: list[FileEntry] = []
     stats: dict[str, os.stat_result] = {}
+    hash_paths: list[str] = []
+    hash_stats: list[os.stat_result] = []
     base = os.fspath(root)
+    prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
     for entry in entries:
+        path = prefix + entry.path
         try:
-            st = os.lstat(os.path.join(base, entry.path))
+            st = os.lstat(path)
         except FileNotFoundError:
             problems.append(FileProblem(entry.path, "missing"))
             continue
@@ -149,17 +153,20 @@ def check_tree(
                 progress(entry.size)
         else:
             to_hash.append(entry)
-            stats[entry.path] = st
+            hash_paths.append(path)
+            hash_stats.append(st)
+            if cache is not None:
+                stats[entry.path] = st
     if to_hash:
         results: list[FileHashes] | None
         try:
             results = hash_files(
-                [os.path.join(base, e.path) for e in to_hash],
+                hash_paths,
                 manifest.piece_length,
                 v1=False,
                 workers=workers,
                 progress=progress,
-                stats=[stats[e.path] for e in to_hash],
+                stats=hash_stats,
             )
         except FileVerificationError:
             results = None
