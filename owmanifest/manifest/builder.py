@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .._gc import paused_gc
-from ..errors import InvalidManifestError, PathError, UsageError
+from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
 from .model import DID_KEY_RE, FileEntry, Manifest
 from .paths import check_path, check_paths
@@ -37,6 +37,7 @@ class ScannedFile:
     path: str  # manifest path
     local: str  # the file on disk (a str: one pathlib.Path per file costs ~2 us)
     size: int
+    mtime_ns: int = 0  # when it was scanned; hashing checks the file is still as it was
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,6 @@ def scan_directory(
     root = Path(directory)
     if not root.is_dir():
         raise UsageError("not a directory", path=str(root))
-    files: list[ScannedFile] = []
     skipped: list[SkippedEntry] = []
 
     def skip(rel: str, reason: str) -> None:
@@ -90,6 +90,11 @@ def scan_directory(
             raise PathError(f"{rel}: {reason} (refused with --strict)", path=str(root / rel))
         skipped.append(SkippedEntry(rel, reason))
 
+    # The kind of each entry comes from the directory listing (no system call on most file
+    # systems); the regular files are then examined in one pass (compiled where it is built),
+    # whose sizes and times the hashing reuses. Only if that pass fails (a file vanished or
+    # was replaced meanwhile) is each candidate examined on its own, to say which and why.
+    candidates: list[tuple[str, str]] = []
     stack: list[tuple[Path, str]] = [(root, "")]
     while stack:
         current, prefix = stack.pop()
@@ -109,19 +114,41 @@ def scan_directory(
                     "file name is not valid UTF-8; rename it", path=os.fsdecode(entry.path)
                 ) from exc
             try:
-                st = entry.stat(follow_symlinks=False)
+                if entry.is_symlink():
+                    skip(rel, "symbolic link (not followed)")
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    check_path(rel, source=entry.path)
+                    candidates.append((rel, entry.path))
+                else:
+                    skip(rel, "not a regular file")
+            except OSError as exc:
+                skip(rel, f"cannot stat: {exc.strerror}")
+    from .hashing import _stat_all
+
+    try:
+        sizes, mtimes = _stat_all([local for _, local in candidates])
+    except FileVerificationError:
+        sizes, mtimes = [], []
+        kept = []
+        for rel, local in candidates:
+            try:
+                st = os.lstat(local)
             except OSError as exc:
                 skip(rel, f"cannot stat: {exc.strerror}")
                 continue
-            if stat.S_ISLNK(st.st_mode):
-                skip(rel, "symbolic link (not followed)")
-            elif stat.S_ISDIR(st.st_mode):
-                stack.append((Path(entry.path), rel + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                check_path(rel, source=entry.path)
-                files.append(ScannedFile(rel, entry.path, st.st_size))
+            if stat.S_ISREG(st.st_mode):
+                kept.append((rel, local))
+                sizes.append(st.st_size)
+                mtimes.append(st.st_mtime_ns)
             else:
                 skip(rel, "not a regular file")
+        candidates = kept
+    files = [
+        ScannedFile(rel, local, size, mtime)
+        for (rel, local), size, mtime in zip(candidates, sizes, mtimes, strict=True)
+    ]
     files.sort(key=lambda f: f.path)
     check_paths((f.path for f in files), source=str(root))
     skipped.sort(key=lambda s: s.path)
@@ -190,7 +217,7 @@ def build_manifest(
         PathError: see :func:`scan_directory`.
         FileVerificationError: a file changed or vanished while it was hashed.
     """
-    from .hashing import hash_files
+    from .hashing import _hash_stated, worker_count
     from .torrent import TorrentFile, build_torrent_with_hashes, choose_piece_length
 
     _check_dataset_id(dataset_id)
@@ -222,8 +249,15 @@ def build_manifest(
         )
     if on_scanned is not None:
         on_scanned(len(files), total)
-    hashes = hash_files(
-        [f.local for f in files], piece_length, v1=hybrid, workers=workers, progress=progress
+    hashes = _hash_stated(
+        [f.local for f in files],
+        [f.size for f in files],
+        [f.mtime_ns for f in files],
+        piece_length,
+        hybrid,
+        False,
+        worker_count(workers),
+        progress,
     )
     entries = []
     for f, h in zip(files, hashes, strict=True):

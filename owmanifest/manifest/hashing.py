@@ -717,10 +717,7 @@ def hash_files(
         ValueError: bad ``piece_length`` or ``workers``.
     """
     piece_height(piece_length)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    workers = worker_count(workers)
     names = [os.fsdecode(p) for p in paths]
     if stats is None:
         sizes, mtimes = _stat_all(names)
@@ -729,6 +726,33 @@ def hash_files(
     else:
         sizes = [st.st_size for st in stats]
         mtimes = [st.st_mtime_ns for st in stats]
+    return _hash_stated(names, sizes, mtimes, piece_length, v1, sha256, workers, progress)
+
+
+def worker_count(workers: int | None) -> int:
+    """``workers``, or every core when it is ``None``.
+
+    Raises:
+        ValueError: ``workers`` is below 1.
+    """
+    if workers is None:
+        return os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return workers
+
+
+def _hash_stated(
+    names: list[str],
+    sizes: Sequence[int],
+    mtimes: Sequence[int],
+    piece_length: int,
+    v1: bool,
+    sha256: bool,
+    workers: int,
+    progress: ProgressCallback | None,
+) -> list[FileHashes]:
+    """:func:`hash_files` of regular files whose sizes and modification times were taken."""
     total = sum(sizes)
     report = _SerializedProgress(progress) if progress is not None else None
 
@@ -753,7 +777,12 @@ def hash_files(
 
 
 def _stat_all(names: Sequence[str]) -> tuple[list[int], list[int]]:
-    """The sizes and modification times of files to hash (each must be a regular file)."""
+    """The sizes and modification times of files to hash (each must be a regular file).
+
+    Raises:
+        MissingFileError: a file does not exist or is not a regular file.
+        FileVerificationError: a file cannot be examined.
+    """
     core = _core()
     if core is None:
         stats = [_stat(name) for name in names]

@@ -1,0 +1,85 @@
+"""scan_directory: what a dataset directory holds, from its listing and one stat pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from owmanifest.errors import PathError
+from owmanifest.manifest import hashing
+from owmanifest.manifest.builder import STATE_DIR_NAME, scan_directory
+
+
+def _tree(top: Path) -> None:
+    (top / "sub" / "deeper").mkdir(parents=True)
+    (top / "a.txt").write_bytes(b"a" * 10)
+    (top / "sub" / "b.bin").write_bytes(b"")
+    (top / "sub" / "deeper" / "c").write_bytes(b"c" * 70000)
+    (top / "link").symlink_to("a.txt")
+    (top / "dirlink").symlink_to("sub")
+    os.mkfifo(top / "fifo")
+    (top / STATE_DIR_NAME).mkdir()
+    (top / STATE_DIR_NAME / "ignored").write_bytes(b"x")
+
+
+def test_scan_lists_regular_files_with_their_stat(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    files, skipped = scan_directory(tmp_path)
+    assert [f.path for f in files] == ["a.txt", "sub/b.bin", "sub/deeper/c"]
+    for f in files:
+        st = os.lstat(f.local)
+        assert (f.size, f.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert [str(s) for s in skipped] == [
+        "dirlink: symbolic link (not followed)",
+        "fifo: not a regular file",
+        "link: symbolic link (not followed)",
+    ]
+
+
+def test_scan_strict_refuses_what_it_would_skip(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    with pytest.raises(PathError, match="symbolic link"):
+        scan_directory(tmp_path, strict=True)
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+def _to_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _to_symlink(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("nothing-here")
+
+
+# What may happen to a file between the listing and the stat pass, and what the scan says.
+RACES: dict[str, tuple[Callable[[Path], None], str | None]] = {
+    "removed": (_remove, "cannot stat: No such file or directory"),
+    "replaced-by-a-directory": (_to_directory, "not a regular file"),
+    "replaced-by-a-dangling-symlink": (_to_symlink, "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("race", RACES.values(), ids=RACES.keys())
+def test_scan_reports_a_file_changed_after_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, race: tuple[Callable[[Path], None], str]
+) -> None:
+    _tree(tmp_path)
+    change, reason = race
+    real = hashing._stat_all
+
+    def racing(names: list[str]) -> tuple[list[int], list[int]]:
+        change(tmp_path / "sub" / "b.bin")
+        return real(names)
+
+    monkeypatch.setattr(hashing, "_stat_all", racing)
+    files, skipped = scan_directory(tmp_path)
+    assert [f.path for f in files] == ["a.txt", "sub/deeper/c"]
+    assert f"sub/b.bin: {reason}" in [str(s) for s in skipped]
