@@ -737,12 +737,15 @@ def machine() -> str:
             tools.append(first.splitlines()[0] if first else tool)
     load = os.getloadavg()
     sys.path.insert(0, str(REPO))
+    from owmanifest.manifest.document import compiled_reader
     from owmanifest.manifest.hashing import engine
 
+    reader = "compiled" if compiled_reader() else "python"
     return (
         f"CPU: {cpu}, {CORES} cores; {platform.platform()}\n"
         f"Python {platform.python_version()}; " + ", ".join(versions) + "\n"
-        f"owmanifest hashing engine: {engine()} (OWMANIFEST_PURE_PYTHON=1 for pure Python)\n"
+        f"owmanifest hashing engine: {engine()}, manifest one pass: {reader} "
+        "(OWMANIFEST_PURE_PYTHON=1 for pure Python)\n"
         f"Tools: {', '.join(tools) or 'none'}; load average at start {load[0]:.2f}"
     )
 

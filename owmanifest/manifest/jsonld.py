@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -92,7 +92,7 @@ def dumps(document: dict[str, Any]) -> bytes:
     files = document.get("files") if type(document) is dict else None
     if type(files) is not list or len(files) < 2:
         return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    marker = f"owmanifest-files-{uuid.uuid4().hex}"
+    marker = f"owmanifest-files-{os.urandom(16).hex()}"
     head = json.dumps({**document, "files": marker}, indent=2, ensure_ascii=False)
     quoted = _encode_string(marker)
     if head.count(quoted) != 1:  # the marker cannot be anywhere else; be sure anyway
