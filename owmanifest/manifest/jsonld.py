@@ -108,19 +108,13 @@ def _dumps_file(item: Any) -> str:
     """One element of the top-level ``files`` array, as ``json.dumps(indent=2)`` puts it there."""
     if type(item) is dict and item:
         enc = _encode_string
-        values = tuple(item.values())
-        kinds = tuple(map(type, values))
-        if kinds in _FILE_KINDS:
-            template = _FILE_TEMPLATES.get(tuple(item))
-            if template is not None:  # a file node as we write it: one format string
+        shape = _FILE_SHAPES.get(tuple(item))
+        if shape is not None:  # keys of a file node as we write it: one format string
+            values = tuple(item.values())
+            if tuple(map(type, values)) == shape[0]:
                 iri, kind, path, size, *root = values
-                return template % (
-                    enc(iri),
-                    enc(kind),
-                    enc(path),
-                    int.__repr__(size),
-                    *map(enc, root),
-                )
+                text = (enc(iri), enc(kind), enc(path), int.__repr__(size), *map(enc, root))
+                return shape[1] % text
         lines = []
         for key, value in item.items():
             kind = type(value)
@@ -132,16 +126,15 @@ def _dumps_file(item: Any) -> str:
     return json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
 
 
-_FILE_KINDS = ((str, str, str, int), (str, str, str, int, str))
-"""The value types of a file node as :func:`manifest_to_jsonld` writes it (without and with a
-root)."""
-_FILE_TEMPLATES = {
-    keys: "{\n" + ",\n".join(f"      {_encode_string(k)}: %s" for k in keys) + "\n    }"
-    for keys in (
-        ("id", "type", "path", "byteSize"),
-        ("id", "type", "path", "byteSize", "merkleRoot"),
+_FILE_SHAPES = {
+    keys: (kinds, "{\n" + ",\n".join(f"      {_encode_string(k)}: %s" for k in keys) + "\n    }")
+    for keys, kinds in (
+        (("id", "type", "path", "byteSize"), (str, str, str, int)),
+        (("id", "type", "path", "byteSize", "merkleRoot"), (str, str, str, int, str)),
     )
 }
+"""A file node as :func:`manifest_to_jsonld` writes it (without and with a root): its keys, the
+types of its values and its text as ``json.dumps(indent=2)`` puts it in ``files``."""
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
