@@ -83,10 +83,15 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         from .manifest.document import compiled_reader
-        from .manifest.hashing import engine
+        from .manifest.hashing import engine, sha_extensions
 
         described = {
-            "compiled": "compiled core, OpenSSL's digests",
+            "compiled": (
+                "compiled core, 16 KiB leaves two at a time with the CPU's SHA extensions, "
+                "OpenSSL's digests for the rest"
+                if sha_extensions()
+                else "compiled core, OpenSSL's digests"
+            ),
             "python": "pure Python (the compiled core is not built, or OWMANIFEST_PURE_PYTHON)",
         }
         reader = (

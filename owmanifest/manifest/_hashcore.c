@@ -13,6 +13,11 @@
  * through the _hashlib extension module (load()), so nothing is linked at build time and no
  * OpenSSL headers are needed. hashing.py checks the functions against hashlib before it uses
  * them, and falls back to pure Python when this module is missing or cannot load them.
+ *
+ * On x86-64 processors with the SHA extensions, the BEP 52 leaves are hashed here instead, two
+ * blocks at a time: the leaves are independent messages, and the SHA-256 round instruction is
+ * latency-bound, so two interleaved messages run ~1.9x as fast per core as one stream (OpenSSL
+ * hashes one message at a time). ADR 0009; hashing.py checks it against hashlib too.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,6 +30,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_SHANI_CODE 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #define BLOCK 16384
 #define HASH 32
@@ -56,6 +67,240 @@ static update_fn sha256_update_p, sha1_update_p;
 static final_fn sha256_final_p, sha1_final_p;
 static int loaded;
 
+
+/* --- SHA-256 with the x86 SHA extensions, one message or two interleaved --------------------- */
+
+static int use_shani; /* the processor has them and they are enabled (sha_extensions()) */
+
+#ifdef HAVE_SHANI_CODE
+#define SHANI_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+
+static const uint32_t shani_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+static const uint32_t shani_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+/* The state is held as the instructions want it: s0 = (A, B, E, F), s1 = (C, D, G, H). */
+typedef struct {
+    __m128i s0, s1;
+} shani_state;
+
+/* Four rounds with message words m (W[i..i+3]). */
+#define SHANI_ROUNDS4(st, m, i)                                                        \
+    do {                                                                               \
+        __m128i t_ = _mm_add_epi32((m), _mm_loadu_si128((const __m128i *)(shani_k + (i)))); \
+        (st).s1 = _mm_sha256rnds2_epu32((st).s1, (st).s0, t_);                         \
+        (st).s0 = _mm_sha256rnds2_epu32((st).s0, (st).s1, _mm_shuffle_epi32(t_, 0x0E)); \
+    } while (0)
+
+/* W[i..i+3] from the 16 words before them, written over the oldest four (a). */
+#define SHANI_SCHEDULE(a, b, c, d) \
+    a = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(a, b), _mm_alignr_epi8(d, c, 4)), d)
+
+#define SHANI_LOAD(p, j) _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)((p) + 16 * (j))), bswap)
+
+/* Rounds 16..63 of one message, its words in m0..m3, with the schedule unrolled in place. */
+#define SHANI_REST(st, m0, m1, m2, m3)                                                          \
+    SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(st, m0, 16);                                  \
+    SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(st, m1, 20);                                  \
+    SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(st, m2, 24);                                  \
+    SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(st, m3, 28);                                  \
+    SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(st, m0, 32);                                  \
+    SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(st, m1, 36);                                  \
+    SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(st, m2, 40);                                  \
+    SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(st, m3, 44);                                  \
+    SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(st, m0, 48);                                  \
+    SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(st, m1, 52);                                  \
+    SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(st, m2, 56);                                  \
+    SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(st, m3, 60)
+
+/* Compress n 64-byte blocks of one message into st. */
+SHANI_TARGET static void
+shani_blocks1(shani_state *st, const unsigned char *p, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    shani_state s = *st;
+
+    for (; n; n--, p += 64) {
+        shani_state saved = s;
+        __m128i m0 = SHANI_LOAD(p, 0), m1 = SHANI_LOAD(p, 1), m2 = SHANI_LOAD(p, 2),
+                m3 = SHANI_LOAD(p, 3);
+        SHANI_ROUNDS4(s, m0, 0);
+        SHANI_ROUNDS4(s, m1, 4);
+        SHANI_ROUNDS4(s, m2, 8);
+        SHANI_ROUNDS4(s, m3, 12);
+        SHANI_REST(s, m0, m1, m2, m3);
+        s.s0 = _mm_add_epi32(s.s0, saved.s0);
+        s.s1 = _mm_add_epi32(s.s1, saved.s1);
+    }
+    *st = s;
+}
+
+/* Compress n 64-byte blocks of each of two messages, interleaved: the two dependency chains
+ * fill each other's latency. */
+SHANI_TARGET static void
+shani_blocks2(shani_state *st, shani_state *su, const unsigned char *p, const unsigned char *q,
+              size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    shani_state s = *st, u = *su;
+
+    for (; n; n--, p += 64, q += 64) {
+        shani_state saved_s = s, saved_u = u;
+        __m128i m0 = SHANI_LOAD(p, 0), m1 = SHANI_LOAD(p, 1), m2 = SHANI_LOAD(p, 2),
+                m3 = SHANI_LOAD(p, 3);
+        __m128i n0 = SHANI_LOAD(q, 0), n1 = SHANI_LOAD(q, 1), n2 = SHANI_LOAD(q, 2),
+                n3 = SHANI_LOAD(q, 3);
+        SHANI_ROUNDS4(s, m0, 0);
+        SHANI_ROUNDS4(u, n0, 0);
+        SHANI_ROUNDS4(s, m1, 4);
+        SHANI_ROUNDS4(u, n1, 4);
+        SHANI_ROUNDS4(s, m2, 8);
+        SHANI_ROUNDS4(u, n2, 8);
+        SHANI_ROUNDS4(s, m3, 12);
+        SHANI_ROUNDS4(u, n3, 12);
+        SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(s, m0, 16);
+        SHANI_SCHEDULE(n0, n1, n2, n3); SHANI_ROUNDS4(u, n0, 16);
+        SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(s, m1, 20);
+        SHANI_SCHEDULE(n1, n2, n3, n0); SHANI_ROUNDS4(u, n1, 20);
+        SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(s, m2, 24);
+        SHANI_SCHEDULE(n2, n3, n0, n1); SHANI_ROUNDS4(u, n2, 24);
+        SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(s, m3, 28);
+        SHANI_SCHEDULE(n3, n0, n1, n2); SHANI_ROUNDS4(u, n3, 28);
+        SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(s, m0, 32);
+        SHANI_SCHEDULE(n0, n1, n2, n3); SHANI_ROUNDS4(u, n0, 32);
+        SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(s, m1, 36);
+        SHANI_SCHEDULE(n1, n2, n3, n0); SHANI_ROUNDS4(u, n1, 36);
+        SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(s, m2, 40);
+        SHANI_SCHEDULE(n2, n3, n0, n1); SHANI_ROUNDS4(u, n2, 40);
+        SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(s, m3, 44);
+        SHANI_SCHEDULE(n3, n0, n1, n2); SHANI_ROUNDS4(u, n3, 44);
+        SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(s, m0, 48);
+        SHANI_SCHEDULE(n0, n1, n2, n3); SHANI_ROUNDS4(u, n0, 48);
+        SHANI_SCHEDULE(m1, m2, m3, m0); SHANI_ROUNDS4(s, m1, 52);
+        SHANI_SCHEDULE(n1, n2, n3, n0); SHANI_ROUNDS4(u, n1, 52);
+        SHANI_SCHEDULE(m2, m3, m0, m1); SHANI_ROUNDS4(s, m2, 56);
+        SHANI_SCHEDULE(n2, n3, n0, n1); SHANI_ROUNDS4(u, n2, 56);
+        SHANI_SCHEDULE(m3, m0, m1, m2); SHANI_ROUNDS4(s, m3, 60);
+        SHANI_SCHEDULE(n3, n0, n1, n2); SHANI_ROUNDS4(u, n3, 60);
+        s.s0 = _mm_add_epi32(s.s0, saved_s.s0);
+        s.s1 = _mm_add_epi32(s.s1, saved_s.s1);
+        u.s0 = _mm_add_epi32(u.s0, saved_u.s0);
+        u.s1 = _mm_add_epi32(u.s1, saved_u.s1);
+    }
+    *st = s;
+    *su = u;
+}
+
+SHANI_TARGET static shani_state
+shani_initial(void)
+{
+    shani_state st;
+    __m128i dcba = _mm_loadu_si128((const __m128i *)shani_iv);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)(shani_iv + 4));
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+
+    st.s0 = _mm_alignr_epi8(cdab, efgh, 8);    /* ABEF */
+    st.s1 = _mm_blend_epi16(efgh, cdab, 0xF0); /* CDGH */
+    return st;
+}
+
+SHANI_TARGET static void
+shani_digest(shani_state st, unsigned char *out)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i feba = _mm_shuffle_epi32(st.s0, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(st.s1, 0xB1);
+    __m128i dcba = _mm_blend_epi16(feba, dchg, 0xF0);
+    __m128i hgfe = _mm_alignr_epi8(dchg, feba, 8);
+
+    _mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(dcba, bswap));
+    _mm_storeu_si128((__m128i *)(out + 16), _mm_shuffle_epi8(hgfe, bswap));
+}
+
+/* The padded end of an n-byte message: its last n % 64 bytes, 0x80, zeros and the length in
+ * bits, big-endian; returns how many 64-byte blocks (1 or 2). */
+static size_t
+shani_tail(const unsigned char *data, size_t n, unsigned char tail[128])
+{
+    size_t rest = n % 64, blocks = rest < 56 ? 1 : 2;
+    uint64_t bits = (uint64_t)n * 8;
+    int i;
+
+    memset(tail, 0, 128);
+    memcpy(tail, data + (n - rest), rest);
+    tail[rest] = 0x80;
+    for (i = 0; i < 8; i++)
+        tail[blocks * 64 - 1 - i] = (unsigned char)(bits >> (8 * i));
+    return blocks;
+}
+
+/* The SHA-256 of a (na bytes) and of b (nb bytes), any lengths, two at a time where both have
+ * blocks left. */
+SHANI_TARGET static void
+shani_sha256_two(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
+                 unsigned char *out_a, unsigned char *out_b)
+{
+    unsigned char tail_a[128], tail_b[128];
+    size_t ka = shani_tail(a, na, tail_a), kb = shani_tail(b, nb, tail_b);
+    size_t ba = na / 64, bb = nb / 64, both = ba < bb ? ba : bb;
+    shani_state s = shani_initial(), u = s;
+
+    shani_blocks2(&s, &u, a, b, both);
+    shani_blocks1(&s, a + 64 * both, ba - both); /* at most one of these two has blocks */
+    shani_blocks1(&u, b + 64 * both, bb - both);
+    if (ka == kb) {
+        shani_blocks2(&s, &u, tail_a, tail_b, ka);
+    } else {
+        shani_blocks1(&s, tail_a, ka);
+        shani_blocks1(&u, tail_b, kb);
+    }
+    shani_digest(s, out_a);
+    shani_digest(u, out_b);
+}
+
+SHANI_TARGET static void
+shani_sha256(const unsigned char *data, size_t n, unsigned char *out)
+{
+    unsigned char tail[128];
+    size_t k = shani_tail(data, n, tail);
+    shani_state s = shani_initial();
+
+    shani_blocks1(&s, data, n / 64);
+    shani_blocks1(&s, tail, k);
+    shani_digest(s, out);
+}
+
+static int
+shani_supported(void)
+{
+    unsigned int a, b, c, d;
+
+    /* leaf 1: SSSE3 (ECX bit 9) and SSE4.1 (bit 19); leaf 7: SHA (EBX bit 29) */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 9)) || !(c & (1u << 19)))
+        return 0;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 29) & 1;
+}
+#else
+static int
+shani_supported(void)
+{
+    return 0;
+}
+#endif
+
 static unsigned char pad_hash[MAX_HEIGHT + 1][HASH]; /* root of 2**h zero leaves */
 static const unsigned char zeros[BLOCK];
 
@@ -63,9 +308,31 @@ static void
 sha256(const void *data, size_t n, unsigned char *out)
 {
     ctx_t c;
+
+#ifdef HAVE_SHANI_CODE
+    if (use_shani) {
+        shani_sha256(data, n, out);
+        return;
+    }
+#endif
     sha256_init_p(&c);
     sha256_update_p(&c, data, n);
     sha256_final_p(out, &c);
+}
+
+/* The SHA-256 of two messages: interleaved with the SHA extensions, else one after the other. */
+static void
+sha256_two(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
+           unsigned char *out_a, unsigned char *out_b)
+{
+#ifdef HAVE_SHANI_CODE
+    if (use_shani) {
+        shani_sha256_two(a, na, b, nb, out_a, out_b);
+        return;
+    }
+#endif
+    sha256(a, na, out_a);
+    sha256(b, nb, out_b);
 }
 
 /* --- Merkle tree ---------------------------------------------------------------------------- */
@@ -167,10 +434,10 @@ typedef struct {
     long long v1_fill;
 } batch_t;
 
-/* One block of a job (16 KiB, or less at the end): a leaf, the v1 piece, the whole-file hash,
- * all from the block while it is in the cache. */
+/* One block of a job (16 KiB, or less at the end) whose leaf is hashed: the v1 piece, the
+ * whole-file hash and the leaf's place in the piece layer. */
 static int
-feed_block(batch_t *b, const unsigned char *block, size_t n)
+feed_block(batch_t *b, const unsigned char *block, size_t n, const unsigned char *leaf)
 {
     unsigned char piece[HASH];
 
@@ -188,7 +455,7 @@ feed_block(batch_t *b, const unsigned char *block, size_t n)
             b->v1_fill = 0;
         }
     }
-    sha256(block, n, b->leaves + b->n_leaves * HASH);
+    memcpy(b->leaves + b->n_leaves * HASH, leaf, HASH);
     if (++b->n_leaves == b->per_piece) {
         reduce(b->leaves, b->n_leaves, 0, b->height, piece);
         b->n_leaves = 0;
@@ -321,8 +588,19 @@ run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed
             if (n == 0)
                 break;
         }
-        for (i = 0; i < (size_t)fill; i += BLOCK) {
-            status = feed_block(b, b->buf + i, (size_t)fill - i < BLOCK ? (size_t)fill - i : BLOCK);
+        /* the leaves two at a time (sha256_two), each pair fed on while it is in the cache */
+        for (i = 0; i < (size_t)fill; i += 2 * BLOCK) {
+            size_t n1 = (size_t)fill - i < BLOCK ? (size_t)fill - i : BLOCK;
+            size_t n2 = (size_t)fill - i - n1 < BLOCK ? (size_t)fill - i - n1 : BLOCK;
+            unsigned char leaves[2 * HASH];
+
+            if (n2)
+                sha256_two(b->buf + i, n1, b->buf + i + n1, n2, leaves, leaves + HASH);
+            else
+                sha256(b->buf + i, n1, leaves);
+            status = feed_block(b, b->buf + i, n1, leaves);
+            if (status == OK && n2)
+                status = feed_block(b, b->buf + i + n1, n2, leaves + HASH);
             if (status != OK) {
                 close(fd);
                 return status;
@@ -730,7 +1008,56 @@ py_sha1(PyObject *self, PyObject *arg)
     return digest(arg, 1);
 }
 
+PyDoc_STRVAR(sha_extensions_doc,
+"sha_extensions(enable=None) -> bool\n\n"
+"Whether the leaves are hashed with the processor's SHA extensions, two at a time (x86-64\n"
+"with SHA, SSSE3 and SSE4.1). enable=False turns them off (OpenSSL hashes every leaf),\n"
+"enable=True back on where the processor has them; returns the setting now in force.");
+
+static PyObject *
+sha_extensions(PyObject *self, PyObject *args)
+{
+    PyObject *enable = Py_None;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|O", &enable))
+        return NULL;
+    if (enable != Py_None) {
+        int want = PyObject_IsTrue(enable);
+        if (want < 0)
+            return NULL;
+        use_shani = want && shani_supported();
+    }
+    return PyBool_FromLong(use_shani);
+}
+
+PyDoc_STRVAR(sha256_two_doc,
+"sha256_two(a, b) -> (digest of a, digest of b)\n\n"
+"Two SHA-256 digests as the leaves are hashed: interleaved with the SHA extensions when they\n"
+"are in use, else through the loaded functions.");
+
+static PyObject *
+py_sha256_two(PyObject *self, PyObject *args)
+{
+    Py_buffer a, b;
+    unsigned char out[2 * HASH];
+
+    (void)self;
+    if (!loaded) {
+        PyErr_SetString(PyExc_RuntimeError, "_hashcore: OpenSSL's digests are not loaded");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*y*", &a, &b))
+        return NULL;
+    sha256_two(a.buf, (size_t)a.len, b.buf, (size_t)b.len, out, out + HASH);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(y#y#)", out, (Py_ssize_t)HASH, out + HASH, (Py_ssize_t)HASH);
+}
+
 static PyMethodDef methods[] = {
+    {"sha_extensions", sha_extensions, METH_VARARGS, sha_extensions_doc},
+    {"sha256_two", py_sha256_two, METH_VARARGS, sha256_two_doc},
     {"load", load, METH_O, load_doc},
     {"hash_jobs", hash_jobs, METH_VARARGS, hash_jobs_doc},
     {"stat_files", stat_files, METH_O, stat_files_doc},
@@ -754,5 +1081,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__hashcore(void)
 {
+    use_shani = shani_supported();
     return PyModule_Create(&module);
 }

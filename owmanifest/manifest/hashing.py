@@ -103,12 +103,27 @@ def _core() -> Any:
         or _hashcore.sha1(sample) != _sha1(sample).digest()
     ):
         return None
+    # The leaves two at a time with the processor's SHA extensions (ADR 0009), where it has
+    # them: on any difference from hashlib, OpenSSL hashes the leaves instead.
+    if _hashcore.sha_extensions():
+        pairs = [(sample, sample[:55]), (sample[:64], sample[:BLOCK_SIZE]), (b"", sample[:119])]
+        if any(
+            _hashcore.sha256_two(a, b) != (_sha256(a).digest(), _sha256(b).digest())
+            for a, b in pairs
+        ):
+            _hashcore.sha_extensions(False)
     return _hashcore
 
 
 def engine() -> str:
     """Which engine :func:`hash_files` runs: ``"compiled"`` or ``"python"``."""
     return "python" if _core() is None else "compiled"
+
+
+def sha_extensions() -> bool:
+    """Whether the compiled core hashes leaves two at a time with the CPU's SHA extensions."""
+    core = _core()
+    return core is not None and bool(core.sha_extensions())
 
 
 ProgressCallback = Callable[[int], None]

@@ -42,9 +42,20 @@ def _require_core() -> Any:
     return core
 
 
-@pytest.fixture
-def core() -> Any:
-    return _require_core()
+@pytest.fixture(params=["sha-extensions", "openssl"])
+def core(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The core, its leaves hashed two at a time with the CPU's SHA extensions (ADR 0009), or
+    all by OpenSSL: every comparison runs with both."""
+    module = _require_core()
+    before = module.sha_extensions()
+    if request.param == "sha-extensions" and not module.sha_extensions(True):
+        pytest.skip("this processor has no SHA extensions (or the core was built without them)")
+    if request.param == "openssl":
+        module.sha_extensions(False)
+    try:
+        yield module
+    finally:
+        module.sha_extensions(before)
 
 
 def run(engine_name: str, monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Any:
@@ -175,6 +186,30 @@ def test_digests_are_hashlibs(core: Any) -> None:
         data = random.Random(size).randbytes(size)
         assert core.sha256(data) == hashlib.sha256(data).digest()
         assert core.sha1(data) == hashlib.sha1(data).digest()
+
+
+@SETTINGS
+@given(a=st.binary(max_size=3 * BLOCK_SIZE), b=st.binary(max_size=3 * BLOCK_SIZE))
+def test_two_digests_at_once_are_hashlibs(core: Any, a: bytes, b: bytes) -> None:
+    assert core.sha256_two(a, b) == (hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
+
+
+@pytest.mark.parametrize("size_b", [0, 1, 55, 56, 63, 64, 119, 120, 128, BLOCK_SIZE])
+def test_two_digests_at_every_padding_boundary(core: Any, size_b: int) -> None:
+    data = random.Random(size_b).randbytes(BLOCK_SIZE + 200)
+    b = data[:size_b]
+    for size_a in range(0, 200):
+        a = data[size_a : 2 * size_a]
+        assert core.sha256_two(a, b) == (hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
+
+
+def test_sha_extensions_follow_the_processor(core: Any) -> None:
+    assert core.sha_extensions(False) is False
+    on = core.sha_extensions(True)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "sha_ni" in flags.split():
+        assert on is True  # x86-64 with SHA: the core must use them
+    assert hashing.sha_extensions() is on
 
 
 # --- errors ---------------------------------------------------------------------------------------
