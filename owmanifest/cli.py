@@ -87,7 +87,7 @@ class _VersionAction(argparse.Action):
 
         described = {
             "compiled": (
-                "compiled core, 16 KiB leaves two at a time with the CPU's SHA extensions, "
+                "compiled core, leaves and v1 pieces two at a time with the CPU's SHA extensions, "
                 "OpenSSL's digests for the rest"
                 if sha_extensions()
                 else "compiled core, OpenSSL's digests"

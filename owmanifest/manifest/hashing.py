@@ -103,12 +103,13 @@ def _core() -> Any:
         or _hashcore.sha1(sample) != _sha1(sample).digest()
     ):
         return None
-    # The leaves two at a time with the processor's SHA extensions (ADR 0009), where it has
-    # them: on any difference from hashlib, OpenSSL hashes the leaves instead.
+    # Leaves and whole v1 pieces two at a time with the processor's SHA extensions (ADR 0009),
+    # where it has them: on any difference from hashlib, OpenSSL hashes them instead.
     if _hashcore.sha_extensions():
         pairs = [(sample, sample[:55]), (sample[:64], sample[:BLOCK_SIZE]), (b"", sample[:119])]
         if any(
             _hashcore.sha256_two(a, b) != (_sha256(a).digest(), _sha256(b).digest())
+            or _hashcore.sha1_two(a, b) != (_sha1(a).digest(), _sha1(b).digest())
             for a, b in pairs
         ):
             _hashcore.sha_extensions(False)

@@ -192,6 +192,7 @@ def test_digests_are_hashlibs(core: Any) -> None:
 @given(a=st.binary(max_size=3 * BLOCK_SIZE), b=st.binary(max_size=3 * BLOCK_SIZE))
 def test_two_digests_at_once_are_hashlibs(core: Any, a: bytes, b: bytes) -> None:
     assert core.sha256_two(a, b) == (hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
+    assert core.sha1_two(a, b) == (hashlib.sha1(a).digest(), hashlib.sha1(b).digest())
 
 
 @pytest.mark.parametrize("size_b", [0, 1, 55, 56, 63, 64, 119, 120, 128, BLOCK_SIZE])
@@ -201,6 +202,7 @@ def test_two_digests_at_every_padding_boundary(core: Any, size_b: int) -> None:
     for size_a in range(0, 200):
         a = data[size_a : 2 * size_a]
         assert core.sha256_two(a, b) == (hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
+        assert core.sha1_two(a, b) == (hashlib.sha1(a).digest(), hashlib.sha1(b).digest())
 
 
 def test_sha_extensions_follow_the_processor(core: Any) -> None:
