@@ -9,9 +9,10 @@ verify and the transports all go through this module.
   regions and batches small files, and runs the work on every core.
 
 :func:`hash_files` runs each batch through the compiled core (``_hashcore.c``) when it is
-built: the same reads and hashes in C, with OpenSSL's SHA-1 and SHA-256 (hashlib's own library)
-and the GIL released for the whole batch, so threads use every core with no per-file Python
-work. Without it (no C compiler at install time, or ``OWMANIFEST_PURE_PYTHON=1``) the same
+built: the same reads and hashes in C, with OpenSSL's SHA-1 and SHA-256 (hashlib's own library;
+on x86-64 with the SHA extensions, leaves and whole v1 pieces two at a time in the core's own
+code, ADR 0009) and the GIL released for the whole batch, so threads use every core with no
+per-file Python work. Without it (no C compiler at install time, or ``OWMANIFEST_PURE_PYTHON=1``) the same
 engine runs in Python: hashlib releases the GIL while it hashes a 16 KiB leaf, so threads do
 well on large files; on many small files the per-file Python work holds the GIL, and worker
 processes are about twice as fast. So: threads, or processes (forked) for many files when
