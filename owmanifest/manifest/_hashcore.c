@@ -1250,6 +1250,50 @@ py_sha256_two(PyObject *self, PyObject *args)
     return Py_BuildValue("(y#y#)", out, (Py_ssize_t)HASH, out + HASH, (Py_ssize_t)HASH);
 }
 
+PyDoc_STRVAR(leaf_hashes_doc,
+"leaf_hashes(data) -> bytes\n\n"
+"The SHA-256 of each 16 KiB block of data (the last one as is), concatenated: two blocks at\n"
+"a time like the engine's leaves, with the GIL released (merkle.leaf_hashes).");
+
+static PyObject *
+py_leaf_hashes(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *out;
+    unsigned char *dst;
+    const unsigned char *src;
+    size_t n, count, i, n1, n2;
+
+    (void)self;
+    if (!loaded) {
+        PyErr_SetString(PyExc_RuntimeError, "_hashcore: OpenSSL's digests are not loaded");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    n = (size_t)view.len;
+    count = (n + BLOCK - 1) / BLOCK;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(count * HASH));
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    dst = (unsigned char *)PyBytes_AS_STRING(out);
+    src = view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (i = 0; i < n; i += n1 + n2, dst += 2 * HASH) {
+        n1 = n - i < BLOCK ? n - i : BLOCK;
+        n2 = n - i - n1 < BLOCK ? n - i - n1 : BLOCK;
+        if (n2)
+            sha256_two(src + i, n1, src + i + n1, n2, dst, dst + HASH);
+        else
+            sha256(src + i, n1, dst);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *
 py_sha1_two(PyObject *self, PyObject *args)
 {
@@ -1271,6 +1315,7 @@ py_sha1_two(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"leaf_hashes", py_leaf_hashes, METH_O, leaf_hashes_doc},
     {"sha1_two", py_sha1_two, METH_VARARGS,
      "sha1_two(a, b) -> (digest of a, digest of b)\n\nTwo SHA-1 digests as whole v1 pieces are "
      "hashed (see sha256_two)."},

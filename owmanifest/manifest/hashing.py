@@ -12,13 +12,15 @@ verify and the transports all go through this module.
 built: the same reads and hashes in C, with OpenSSL's SHA-1 and SHA-256 (hashlib's own library;
 on x86-64 with the SHA extensions, leaves and whole v1 pieces two at a time in the core's own
 code, ADR 0009) and the GIL released for the whole batch, so threads use every core with no
-per-file Python work. Without it (no C compiler at install time, or ``OWMANIFEST_PURE_PYTHON=1``) the same
-engine runs in Python: hashlib releases the GIL while it hashes a 16 KiB leaf, so threads do
-well on large files; on many small files the per-file Python work holds the GIL, and worker
-processes are about twice as fast. So: threads, or processes (forked) for many files when
-forking is safe, that is on Linux when the calling process has no other thread. Both give the
-same results and errors (``tests/unit/test_hashcore.py``). See ``bench/hashing.py``,
-``docs/adr/0001-bep52-merkle-roots.md`` and ``docs/adr/0007-compiled-hashing-core.md``.
+per-file Python work. Without it (no C compiler at install time, or
+``OWMANIFEST_PURE_PYTHON=1``) the same engine runs in Python: hashlib releases the GIL while it
+hashes a 16 KiB leaf, so threads do well on large files; on many small files the per-file
+Python work holds the GIL, and worker processes are about twice as fast. So: threads, or
+processes (forked) for many files when forking is safe, that is on Linux when the calling
+process has no other thread. Both give the same results and errors
+(``tests/unit/test_hashcore.py``). See ``bench/hashing.py``,
+``docs/adr/0001-bep52-merkle-roots.md``, ``docs/adr/0007-compiled-hashing-core.md`` and
+``docs/adr/0009-two-leaves-at-once.md``.
 
 A file that vanishes, is not a regular file, cannot be read or changes while it is read raises an
 :class:`~owmanifest.errors.FileVerificationError` (or its subclass
@@ -44,6 +46,7 @@ from ..errors import FileVerificationError, MissingFileError
 from .merkle import (
     BLOCK_SIZE,
     HASH_SIZE,
+    leaf_hashes,
     merkle_root,
     padded_root,
     piece_height,
@@ -243,9 +246,7 @@ class FileHasher:
             partial.clear()
         end = start + (n - start) // BLOCK_SIZE * BLOCK_SIZE
         if end > start:
-            self._leaves += [
-                sha(view[i : i + BLOCK_SIZE]).digest() for i in range(start, end, BLOCK_SIZE)
-            ]
+            self._leaves += leaf_hashes(view[start:end])
         if end < n:
             partial += view[end:]
         if len(self._leaves) >= self._per_piece:

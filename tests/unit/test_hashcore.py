@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from owmanifest.errors import FileVerificationError, MissingFileError
-from owmanifest.manifest import document, hashing
+from owmanifest.manifest import document, hashing, merkle
 from owmanifest.manifest.document import compiled_reader
 from owmanifest.manifest.hashing import FileHashes, engine, hash_file, hash_files
 from owmanifest.manifest.merkle import BLOCK_SIZE
@@ -203,6 +203,19 @@ def test_two_digests_at_every_padding_boundary(core: Any, size_b: int) -> None:
         a = data[size_a : 2 * size_a]
         assert core.sha256_two(a, b) == (hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
         assert core.sha1_two(a, b) == (hashlib.sha1(a).digest(), hashlib.sha1(b).digest())
+
+
+@pytest.mark.parametrize("size", [0, 1, *EDGE_SIZES[2:], 64 * BLOCK_SIZE + 64])
+def test_leaf_hashes_are_hashlibs(core: Any, size: int) -> None:
+    """``merkle.leaf_hashes`` (what the transports check pieces with) through the core."""
+    data = random.Random(size).randbytes(size)
+    expected = [
+        hashlib.sha256(data[i : i + BLOCK_SIZE]).digest() for i in range(0, size, BLOCK_SIZE)
+    ]
+    assert core.leaf_hashes(data) == b"".join(expected)
+    assert merkle.leaf_hashes(data) == expected
+    assert merkle.leaf_hashes(bytearray(data)) == expected
+    assert merkle.leaf_hashes(memoryview(data)[:size]) == expected
 
 
 def test_sha_extensions_follow_the_processor(core: Any) -> None:
