@@ -738,13 +738,15 @@ def machine() -> str:
     load = os.getloadavg()
     sys.path.insert(0, str(REPO))
     from owmanifest.manifest.document import compiled_reader
-    from owmanifest.manifest.hashing import engine
+    from owmanifest.manifest.hashing import engine, sha_extensions
 
     reader = "compiled" if compiled_reader() else "python"
     return (
         f"CPU: {cpu}, {CORES} cores; {platform.platform()}\n"
         f"Python {platform.python_version()}; " + ", ".join(versions) + "\n"
-        f"owmanifest hashing engine: {engine()}, manifest one pass: {reader} "
+        f"owmanifest hashing engine: {engine()}"
+        f"{' (SHA extensions, two blocks at a time)' if sha_extensions() else ''}, "
+        f"manifest one pass: {reader} "
         "(OWMANIFEST_PURE_PYTHON=1 for pure Python)\n"
         f"Tools: {', '.join(tools) or 'none'}; load average at start {load[0]:.2f}"
     )
