@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .._gc import paused_gc
 from ..errors import InvalidManifestError
 from . import vocab as v
+from ._compiled import pure_python_requested
 from .digest import BEP52, Digest
 from .jsonld import file_iri, loads_json
 from .model import DID_KEY_RE, FileEntry, Manifest
@@ -668,7 +669,7 @@ def _manifest(
 def _compiled_reader() -> Any:
     """The compiled one pass (``_nqindex``), or ``None`` when it is not built or
     ``OWMANIFEST_PURE_PYTHON`` is set."""
-    if os.environ.get("OWMANIFEST_PURE_PYTHON"):
+    if pure_python_requested():
         return None
     try:
         from . import _nqindex as module

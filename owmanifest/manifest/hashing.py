@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import FileVerificationError, MissingFileError
+from ._compiled import pure_python_requested
 from .merkle import (
     BLOCK_SIZE,
     HASH_SIZE,
@@ -76,8 +77,6 @@ would cost more than it saves."""
 _sha1 = hashlib.sha1
 _sha256 = hashlib.sha256
 
-_PURE_ENV = "OWMANIFEST_PURE_PYTHON"
-
 
 @functools.cache
 def _core() -> Any:
@@ -86,7 +85,7 @@ def _core() -> Any:
     The core calls the OpenSSL that hashlib itself runs, found through the ``_hashlib``
     extension; before it is used, its SHA-1 and SHA-256 must give hashlib's digests.
     """
-    if os.environ.get(_PURE_ENV):
+    if pure_python_requested():
         return None
     try:
         from . import _hashcore
