@@ -166,7 +166,7 @@ def measure(
 def _files_under(target: str) -> list[str]:
     if os.path.isfile(target):
         return [target]
-    out = []
+    out: list[str] = []
     for parent, dirs, files in os.walk(target):
         dirs.sort()
         out.extend(os.path.join(parent, name) for name in sorted(files))
@@ -266,7 +266,7 @@ def worker(kind: str, args: Sequence[str]) -> None:
         from owmanifest.manifest.model import FileEntry, Manifest
 
         count, out, did = int(args[0]), Path(args[1]), args[2]
-        files = tuple(
+        entries = tuple(
             FileEntry(
                 f"d{i // 1000:04d}/f{i:07d}.dat",
                 1000 + i % 5000,
@@ -277,7 +277,7 @@ def worker(kind: str, args: Sequence[str]) -> None:
         manifest = Manifest(
             id=f"{DATASET}/synthetic-{count}",
             version=1,
-            files=files,
+            files=entries,
             signers=(did,),
             threshold=1,
             piece_length=1 << 20,

@@ -16,6 +16,10 @@ import hashlib
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from owmanifest.verify.keys import PrivateKey
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "generated"
@@ -29,7 +33,7 @@ def seed(name: str) -> bytes:
     return hashlib.sha256(f"owmanifest test key {name}".encode()).digest()
 
 
-def keys() -> dict[str, object]:
+def keys() -> dict[str, PrivateKey]:
     from owmanifest.verify.keys import PrivateKey
 
     return {name: PrivateKey.from_seed(seed(name)) for name in NAMES}
@@ -68,10 +72,10 @@ def generate(out: Path) -> None:
     ks = keys()
     for name, key in ks.items():
         path = out / f"{name}.key"
-        write_key_file(path, key, overwrite=True)  # type: ignore[arg-type]
+        write_key_file(path, key, overwrite=True)
     (out / "dids.txt").write_text(
         "".join(f"{n} {k.public_key.did}\n" for n, k in ks.items()),
-        encoding="utf-8",  # type: ignore[attr-defined]
+        encoding="utf-8",
     )
     data = out / "dataset"
     make_dataset(data)
@@ -79,7 +83,7 @@ def generate(out: Path) -> None:
         data,
         dataset_id=DATASET_ID,
         version=1,
-        signers=[ks["alice"].public_key.did, ks["bob"].public_key.did],  # type: ignore[attr-defined]
+        signers=[ks["alice"].public_key.did, ks["bob"].public_key.did],
         threshold=2,
         title="owmanifest test fixture",
         created=CREATED,
@@ -90,12 +94,12 @@ def generate(out: Path) -> None:
     assert result.torrent is not None
     (out / "unsigned.jsonld.torrent").write_bytes(result.torrent)
     doc = load_document(unsigned, source="unsigned.jsonld")
-    one = sign_document(doc, ks["alice"], created=SIGNED_AT["alice"])  # type: ignore[arg-type]
+    one = sign_document(doc, ks["alice"], created=SIGNED_AT["alice"])
     (out / "signed-alice.jsonld").write_bytes(one)
     two = sign_document(
         load_document(one, source="signed-alice.jsonld"),
         ks["bob"],
-        created=SIGNED_AT["bob"],  # type: ignore[arg-type]
+        created=SIGNED_AT["bob"],
     )
     (out / "signed.jsonld").write_bytes(two)
 

@@ -30,6 +30,7 @@ from owmanifest.manifest import canonical, document
 from owmanifest.manifest.bencode import bencode
 from owmanifest.manifest.hashing import FileHasher, hash_file, hash_files
 from owmanifest.manifest.jsonld import _nesting_exceeds, dumps, file_iri, loads_json
+from owmanifest.manifest.model import FileEntry
 from owmanifest.manifest.torrent import (
     MIN_PIECE_LENGTH,
     TorrentFile,
@@ -588,7 +589,7 @@ def test_file_fast_path_equals_the_node_accessors(pairs: list[Any], iri_from_pat
     slow = _outcome(
         lambda: document._file_entry_checked(document._Node(iri, "m", flat), _DATASET, "m")
     )
-    event("accepted" if isinstance(fast, document.FileEntry) else "refused")
+    event("accepted" if isinstance(fast, FileEntry) else "refused")
     assert fast == slow
 
 

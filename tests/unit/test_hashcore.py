@@ -10,6 +10,7 @@ turns that skip into a failure, so CI cannot pass on the fallback alone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -295,7 +296,7 @@ def _same_error(
         got = outcome(
             engine_name,
             monkeypatch,
-            lambda ps=paths, st=stats: hash_files(ps, BLOCK_SIZE, stats=st),
+            functools.partial(hash_files, paths, BLOCK_SIZE, stats=stats),
         )
         assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
         kind, message, path, expected, observed = got

@@ -23,7 +23,7 @@ FORBIDDEN_IN_VERIFY = (
 
 def _imports(path: Path) -> list[str]:
     tree = ast.parse(path.read_text("utf-8"))
-    names = []
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(a.name for a in node.names)

@@ -48,7 +48,10 @@ def _flip(rel: str, offset: int) -> Callable[[Path], None]:
 
 
 def _write(rel: str, data: bytes) -> Callable[[Path], None]:
-    return lambda root: (root / rel).write_bytes(data)
+    def write(root: Path) -> None:
+        (root / rel).write_bytes(data)
+
+    return write
 
 
 def _truncate(rel: str) -> Callable[[Path], None]:
