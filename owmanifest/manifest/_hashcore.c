@@ -32,7 +32,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The SHA intrinsics and target attributes: GCC 5+ and clang 4+ (others build without them) */
+#if defined(__x86_64__) && \
+    ((defined(__clang__) && __clang_major__ >= 4) || (!defined(__clang__) && __GNUC__ >= 5))
 #define HAVE_SHANI_CODE 1
 #include <cpuid.h>
 #include <immintrin.h>
