@@ -70,7 +70,6 @@ static update_fn sha256_update_p, sha1_update_p;
 static final_fn sha256_final_p, sha1_final_p;
 static int loaded;
 
-
 /* --- SHA-256 with the x86 SHA extensions, one message or two interleaved --------------------- */
 
 static int use_shani; /* the processor has them and they are enabled (sha_extensions()) */
@@ -287,7 +286,6 @@ shani_sha256(const unsigned char *data, size_t n, unsigned char *out)
     shani_blocks1(&s, tail, k);
     shani_digest(s, out);
 }
-
 
 /* SHA-1 in the same way, for the v1 pieces of hybrid torrents: the state is (A, B, C, D) and E
  * in the top lane of a second register. */
