@@ -50,3 +50,20 @@ def one_pass_reader(name: str) -> Iterator[None]:
         yield
     finally:
         setattr(verifier, "compiled_reader", real)  # noqa: B010
+
+
+# --- a file going bad under a scan or a hash (test_builder, test_hashcore) ----------------------
+
+
+def remove_file(path: Path) -> None:
+    path.unlink()
+
+
+def replace_by_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def replace_by_dangling_symlink(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.with_name("nothing-here"))

@@ -12,6 +12,8 @@ from owmanifest.errors import PathError
 from owmanifest.manifest import hashing
 from owmanifest.manifest.builder import STATE_DIR_NAME, scan_directory
 
+from .fixtures import remove_file, replace_by_dangling_symlink, replace_by_directory
+
 
 def _tree(top: Path) -> None:
     (top / "sub" / "deeper").mkdir(parents=True)
@@ -45,25 +47,11 @@ def test_scan_strict_refuses_what_it_would_skip(tmp_path: Path) -> None:
         scan_directory(tmp_path, strict=True)
 
 
-def _remove(path: Path) -> None:
-    path.unlink()
-
-
-def _to_directory(path: Path) -> None:
-    path.unlink()
-    path.mkdir()
-
-
-def _to_symlink(path: Path) -> None:
-    path.unlink()
-    path.symlink_to("nothing-here")
-
-
 # What may happen to a file between the listing and the stat pass, and what the scan says.
 RACES: dict[str, tuple[Callable[[Path], None], str | None]] = {
-    "removed": (_remove, "cannot stat: No such file or directory"),
-    "replaced-by-a-directory": (_to_directory, "not a regular file"),
-    "replaced-by-a-dangling-symlink": (_to_symlink, "not a regular file"),
+    "removed": (remove_file, "cannot stat: No such file or directory"),
+    "replaced-by-a-directory": (replace_by_directory, "not a regular file"),
+    "replaced-by-a-dangling-symlink": (replace_by_dangling_symlink, "not a regular file"),
 }
 
 

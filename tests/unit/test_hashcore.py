@@ -29,6 +29,8 @@ from owmanifest.manifest.document import compiled_reader
 from owmanifest.manifest.hashing import FileHashes, engine, hash_file, hash_files
 from owmanifest.manifest.merkle import BLOCK_SIZE
 
+from .fixtures import remove_file, replace_by_dangling_symlink, replace_by_directory
+
 SETTINGS = settings(
     deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -231,15 +233,6 @@ def test_sha_extensions_follow_the_processor(core: Any) -> None:
 # --- errors ---------------------------------------------------------------------------------------
 
 
-def _missing(p: Path) -> None:
-    p.unlink()
-
-
-def _directory(p: Path) -> None:
-    p.unlink()
-    p.mkdir()
-
-
 def _fifo(p: Path) -> None:
     p.unlink()
     os.mkfifo(p)
@@ -256,23 +249,18 @@ def _rewritten_same_size(p: Path) -> None:
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
 
 
-def _dangling_link(p: Path) -> None:
-    p.unlink()
-    p.symlink_to(p.with_name("nowhere"))
-
-
 def _unreadable(p: Path) -> None:
     p.chmod(0)
 
 
 # Each changes file number 2 after hash_files took its stat and before it is read.
 BAD_FILES: dict[str, Callable[[Path], None]] = {
-    "missing": _missing,
-    "directory": _directory,
+    "missing": remove_file,
+    "directory": replace_by_directory,
     "fifo": _fifo,
     "grown": _grown,
     "rewritten-same-size": _rewritten_same_size,
-    "dangling-link": _dangling_link,
+    "dangling-link": replace_by_dangling_symlink,
     "unreadable": _unreadable,
 }
 
