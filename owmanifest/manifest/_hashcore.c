@@ -109,6 +109,9 @@ typedef struct {
 
 #define SHANI_LOAD(p, j) _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)((p) + 16 * (j))), bswap)
 
+/* The shuffle that turns four little-endian words into SHA-256's big-endian words and back */
+#define SHANI_BSWAP _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL)
+
 /* Rounds 16..63 of one message, its words in m0..m3, with the schedule unrolled in place. */
 #define SHANI_REST(st, m0, m1, m2, m3)                                                          \
     SHANI_SCHEDULE(m0, m1, m2, m3); SHANI_ROUNDS4(st, m0, 16);                                  \
@@ -128,7 +131,7 @@ typedef struct {
 SHANI_TARGET static void
 shani_blocks1(shani_state *st, const unsigned char *p, size_t n)
 {
-    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    const __m128i bswap = SHANI_BSWAP;
     shani_state s = *st;
 
     for (; n; n--, p += 64) {
@@ -153,7 +156,7 @@ SHANI_TARGET static void
 shani_blocks2(shani_state *st, shani_state *su, const unsigned char *p, const unsigned char *q,
               size_t n)
 {
-    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    const __m128i bswap = SHANI_BSWAP;
     shani_state s = *st, u = *su;
 
     for (; n; n--, p += 64, q += 64) {
@@ -220,7 +223,7 @@ shani_initial(void)
 SHANI_TARGET static void
 shani_digest(shani_state st, unsigned char *out)
 {
-    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    const __m128i bswap = SHANI_BSWAP;
     __m128i feba = _mm_shuffle_epi32(st.s0, 0x1B);
     __m128i dchg = _mm_shuffle_epi32(st.s1, 0xB1);
     __m128i dcba = _mm_blend_epi16(feba, dchg, 0xF0);
