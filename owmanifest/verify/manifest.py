@@ -149,17 +149,19 @@ def _read_once(document: ManifestDocument) -> tuple[Manifest, list[ProofGraph], 
     nodes; tests compare both on generated documents). Where the compiled one pass is built,
     ``index_stream`` does the same from pyoxigraph's N-Quads of the statements (ADR 0008).
     """
-    quads = document.stream()
-    if quads is None:
+    parts = document.stream_parts()
+    if parts is None:
         return None
     aside: list[pyoxigraph.Quad] = []
     try:
         if compiled_reader():
-            read = index_stream(quads, source=document.source)
+            read = index_stream(parts[0], source=document.source, lines=parts[1])
             if read is None:
                 return None
             manifest, aside, canonical = read
         else:
+            quads = document.stream()
+            assert quads is not None
             lines: dict[bytes, None] = {}
             manifest = manifest_from_stream(quads, source=document.source, aside=aside, lines=lines)
             body = canonical_from_lines(lines)

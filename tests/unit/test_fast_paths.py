@@ -534,6 +534,127 @@ def test_streaming_parse_on_every_json_ld_file_we_have(path: Path) -> None:
         _same_statements(got, _general_parse(path.read_bytes()))
 
 
+# --- JSON-LD: plain file nodes written as N-Quads ----------------------------------------------
+# ``load_document`` writes the statements of plain file nodes itself (``_plain_file_lines``) and
+# leaves the rest to pyoxigraph. For any dataset id and file nodes: the document is refused
+# exactly when the schema refuses it, its statements are the general parser's, every line
+# written is the line pyoxigraph writes for that statement, and the canonical form is RDFC's.
+
+_PLAIN_DATASET_IDS = [
+    "https://openworm.org/data/sample",
+    "http://ex.org:8080/a/b",
+    "https://ex.org",
+]
+_DATASET_IDS = st.sampled_from(
+    [
+        *_PLAIN_DATASET_IDS * 4,
+        "https://ex.org/a/./b",
+        "https://ex.org/a/..",
+        "https://ex.org/x%41",
+        "https://ex.org/q?x=1",
+        "https://ex.org/a#f",
+        "urn:x:1",
+        "owm:ds",
+    ]
+)
+_FILE_PATHS = st.one_of(
+    st.sampled_from(["a.txt", "d/b c.bin", "é/ü", 'q"', "b\\s", "t\tx", "n\n", "\x7f", "x\ud800"]),
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=8),
+    st.text(max_size=8),
+)
+_ROOT = "bep52:" + "ab" * 32
+
+
+def _rarely(draw: st.DrawFn, usual: Any, unusual: list[Any]) -> Any:
+    """``usual``, or one of ``unusual`` once in ten draws."""
+    return draw(st.sampled_from(unusual)) if draw(st.integers(0, 9)) == 0 else usual
+
+
+@st.composite
+def _file_nodes(draw: st.DrawFn, dataset: str) -> dict[str, Any]:
+    path = draw(_FILE_PATHS)
+    try:
+        ident = _rarely(draw, file_iri(dataset, path), [f"{dataset}#{path}", "https://ex.org/x"])
+    except UnicodeEncodeError:  # quote() of a lone surrogate
+        ident = f"{dataset}#x"
+    node: dict[str, Any] = {"id": ident}
+    kind = _rarely(draw, "File", [None, ["File"], "Other"])
+    if kind is not None:
+        node["type"] = kind
+    node["path"] = path
+    node["byteSize"] = _rarely(draw, draw(st.integers(0, 1 << 40)), [-1, 1 << 64, True, 1.5])
+    root = _rarely(draw, _ROOT, [None, "bep52:00", 7])
+    if root is not None:
+        node["merkleRoot"] = root
+    if _rarely(draw, False, [True]):
+        node["owm:note"] = "x"
+    return node
+
+
+@st.composite
+def _documents_with_files(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    doc = json.loads(doc_bytes())
+    dataset = draw(_DATASET_IDS)
+    doc["id"] = dataset
+    doc["files"] = draw(st.lists(_file_nodes(dataset), max_size=4))
+    return doc, doc["files"]
+
+
+def _serialized(quads: Any) -> set[bytes]:
+    return {f"{q} .\n".encode() for q in quads}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_documents_with_files())
+def test_plain_file_lines_are_the_general_parsers_statements(
+    case: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    doc, files = case
+    try:
+        data = json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        data = json.dumps(doc).encode()  # lone surrogates as \u escapes
+    rest, lines = document._plain_file_lines(json.loads(data))
+    taken = len(files) - len(rest.get("files", ()))
+    event(f"{taken} of {len(files)} plain")
+    for f in files:  # a plain node is a valid file object of the schema
+        if document._plain_file_lines({"id": doc["id"], "files": [f]})[1]:
+            assert schemas._files_valid({"files": [f]})
+    try:
+        schemas.validate(json.loads(data), "manifest", source="m.jsonld")
+    except InvalidManifestError as exc:
+        with pytest.raises(InvalidManifestError) as refused:
+            document.load_document(data, source="m.jsonld")
+        assert refused.value.message == exc.message  # the same problem, in the same place
+        return
+    try:
+        expected = _general_parse(data)
+    except (SyntaxError, ValueError):
+        event("not JSON-LD")
+        return
+    written = _serialized(expected)
+    assert set(lines.splitlines(keepends=True)) <= written
+    got = document.load_document(data, source="m.jsonld").quads
+    assert set(got) == set(expected)
+    streamed = document.load_document(data, source="m.jsonld", keep_json=False, stream=True)
+    parts = streamed.stream_parts()
+    assert parts is not None
+    nquads = pyoxigraph.serialize(parts[0], format=pyoxigraph.RdfFormat.N_QUADS) + parts[1]
+    core = document._compiled_reader()
+    if core is not None:
+        indexed = core.index(nquads, *document._INDEX_VOCAB)
+        if indexed is not None:
+            assert indexed[0] == canonical.canonical_nquads(expected)
+
+
+def test_plain_file_lines_of_a_created_manifest() -> None:
+    doc = json.loads(doc_bytes())
+    rest, lines = document._plain_file_lines(doc)
+    assert "files" not in rest and rest["id"] == doc["id"]
+    assert lines.count(b"\n") == sum(4 + ("merkleRoot" in f) for f in doc["files"])
+    assert set(lines.splitlines(keepends=True)) <= _serialized(_general_parse(doc_bytes()))
+
+
 # --- the model: a file node read without building a _Node ---------------------------------------
 
 _DATASET = "https://openworm.org/data/sample"
