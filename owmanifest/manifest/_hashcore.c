@@ -1018,21 +1018,24 @@ end:
 }
 
 PyDoc_STRVAR(stat_files_doc,
-"stat_files(paths) -> (sizes, mtimes_ns, error)\n\n"
-"stat() each path (str or bytes; links followed), with the GIL released. error is None, or\n"
+"stat_files(paths, follow_symlinks) -> (sizes, mtimes_ns, error)\n\n"
+"stat() (or, without follow_symlinks, lstat()) each path (str or bytes), with the GIL\n"
+"released. error is None, or\n"
 "(index, kind, errno) for the first path that is missing (kind 1), cannot be stat-ed (2) or\n"
 "is not a regular file (3); the lists then stop before it.");
 
 static PyObject *
-stat_files(PyObject *self, PyObject *arg)
+stat_files(PyObject *self, PyObject *args)
 {
-    PyObject *seq, *sizes = NULL, *mtimes = NULL, *error = Py_None, *out = NULL;
+    PyObject *arg, *seq, *sizes = NULL, *mtimes = NULL, *error = Py_None, *out = NULL;
     PyObject **encoded = NULL;
     long long *values = NULL;
     Py_ssize_t count, i, done = 0;
-    int status = OK, err = 0;
+    int status = OK, err = 0, follow;
 
     (void)self;
+    if (!PyArg_ParseTuple(args, "Op", &arg, &follow))
+        return NULL;
     seq = PySequence_Fast(arg, "paths must be a sequence");
     if (seq == NULL)
         return NULL;
@@ -1050,7 +1053,8 @@ stat_files(PyObject *self, PyObject *arg)
     Py_BEGIN_ALLOW_THREADS
     for (done = 0; done < count; done++) {
         struct stat st;
-        if (stat(PyBytes_AS_STRING(encoded[done]), &st) < 0) {
+        const char *path = PyBytes_AS_STRING(encoded[done]);
+        if ((follow ? stat(path, &st) : lstat(path, &st)) < 0) {
             err = errno;
             status = (errno == ENOENT || errno == ENOTDIR) ? E_MISSING : E_OPEN;
             break;
@@ -1271,7 +1275,7 @@ static PyMethodDef methods[] = {
     {"sha256_two", py_sha256_two, METH_VARARGS, sha256_two_doc},
     {"load", load, METH_O, load_doc},
     {"hash_jobs", hash_jobs, METH_VARARGS, hash_jobs_doc},
-    {"stat_files", stat_files, METH_O, stat_files_doc},
+    {"stat_files", stat_files, METH_VARARGS, stat_files_doc},
     {"sha256", py_sha256, METH_O, "sha256(data) -> the SHA-256 digest, through the loaded functions."},
     {"sha1", py_sha1, METH_O, "sha1(data) -> the SHA-1 digest, through the loaded functions."},
     {NULL, NULL, 0, NULL},

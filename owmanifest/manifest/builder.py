@@ -15,7 +15,7 @@ from .._gc import paused_gc
 from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
 from .model import DID_KEY_RE, FileEntry, Manifest
-from .paths import check_path, check_paths
+from .paths import STATE_DIR_NAME, check_path, check_paths
 
 __all__ = [
     "STATE_DIR_NAME",
@@ -27,9 +27,6 @@ __all__ = [
     "scan_directory",
     "utc_now",
 ]
-
-#: owmanifest's own state inside a dataset or download directory; never part of a dataset.
-STATE_DIR_NAME = ".owmanifest"
 
 
 @dataclass(frozen=True)
@@ -125,10 +122,10 @@ def scan_directory(
                     skip(rel, "not a regular file")
             except OSError as exc:
                 skip(rel, f"cannot stat: {exc.strerror}")
-    from .hashing import _stat_all
+    from .hashing import stat_files
 
     try:
-        sizes, mtimes = _stat_all([local for _, local in candidates])
+        sizes, mtimes = stat_files([local for _, local in candidates])
     except FileVerificationError:
         sizes, mtimes = [], []
         kept = []

@@ -32,16 +32,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import multiprocessing
 import os
 import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .._gc import paused_gc
 from ..errors import FileVerificationError, MissingFileError
 from ._compiled import pure_python_requested
 from .merkle import (
@@ -54,7 +54,15 @@ from .merkle import (
     root_from_piece_layer,
 )
 
-__all__ = ["FileHasher", "FileHashes", "engine", "hash_file", "hash_files"]
+__all__ = [
+    "FileHasher",
+    "FileHashes",
+    "FileStats",
+    "engine",
+    "hash_file",
+    "hash_files",
+    "stat_files",
+]
 
 READ_SIZE = 4 * 1024 * 1024
 """Bytes per read (a whole number of 16 KiB blocks, so leaves are hashed in place)."""
@@ -355,10 +363,10 @@ _OPEN_FLAGS = (
 )
 
 
-def _stat(path: str) -> os.stat_result:
+def _stat(path: str, follow_symlinks: bool = True) -> os.stat_result:
     """``os.stat`` of a file to hash, with owmanifest errors."""
     try:
-        st = os.stat(path)
+        st = os.stat(path, follow_symlinks=follow_symlinks)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise MissingFileError("file not found", path=path) from exc
     except OSError as exc:
@@ -677,6 +685,8 @@ def _merge(regions: list[_RegionHashes], size: int, piece_length: int) -> FileHa
 
 def _can_fork() -> bool:
     """True when worker processes can be forked safely: Linux, and no other thread running."""
+    import multiprocessing  # only here: ~10 ms of start-up that the compiled core never needs
+
     if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
         return False
     if multiprocessing.current_process().daemon:  # a daemonic process may not have children
@@ -699,6 +709,7 @@ class _SerializedProgress:
             self._callback(n)
 
 
+@paused_gc
 def hash_files(
     paths: Sequence[str | os.PathLike[str]],
     piece_length: int,
@@ -707,7 +718,7 @@ def hash_files(
     sha256: bool = False,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
-    stats: Sequence[os.stat_result] | None = None,
+    stats: Sequence[os.stat_result] | FileStats | None = None,
 ) -> list[FileHashes]:
     """Hash many files on every core; the result is in the order of ``paths``.
 
@@ -724,9 +735,10 @@ def hash_files(
         progress: called with byte increments, never from two threads at once (once per
             finished task with the compiled core, from its worker threads; with worker
             processes, once per finished task, from the calling thread).
-        stats: the files' ``os.stat`` results, when the caller already took them (they must
-            be regular files); each file must still have that size and modification time
-            when it is read, or ``FileVerificationError`` is raised.
+        stats: the files' ``os.stat`` results or :func:`stat_files`, when the caller
+            already took them (they must be regular files); each file must still have that
+            size and modification time when it is read, or ``FileVerificationError`` is
+            raised.
 
     Raises:
         MissingFileError: a file does not exist or is not a regular file.
@@ -737,7 +749,11 @@ def hash_files(
     workers = worker_count(workers)
     names = [os.fsdecode(p) for p in paths]
     if stats is None:
-        sizes, mtimes = _stat_all(names)
+        sizes, mtimes = stat_files(names)
+    elif isinstance(stats, FileStats):
+        sizes, mtimes = stats
+        if len(sizes) != len(names) or len(mtimes) != len(names):
+            raise ValueError("stats must have a size and a time per path")
     elif len(stats) != len(names) or not all(stat.S_ISREG(st.st_mode) for st in stats):
         raise ValueError("stats must be one stat result of a regular file per path")
     else:
@@ -793,22 +809,34 @@ def _hash_stated(
     return out
 
 
-def _stat_all(names: Sequence[str]) -> tuple[list[int], list[int]]:
-    """The sizes and modification times of files to hash (each must be a regular file).
+class FileStats(NamedTuple):
+    """The sizes and modification times of regular files, in the order of their paths."""
+
+    sizes: list[int]
+    mtimes_ns: list[int]
+
+
+def stat_files(
+    paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = True
+) -> FileStats:
+    """The sizes and modification times of files to hash, in one compiled pass where the core
+    is built (for :func:`hash_files`' ``stats``). Each must be a regular file; without
+    ``follow_symlinks``, a symbolic link is not one.
 
     Raises:
-        MissingFileError: a file does not exist or is not a regular file.
-        FileVerificationError: a file cannot be examined.
+        MissingFileError: the first file that does not exist or is not a regular file.
+        FileVerificationError: the first file that cannot be examined.
     """
+    names = [os.fsdecode(p) for p in paths]
     core = _core()
     if core is None:
-        stats = [_stat(name) for name in names]
-        return [st.st_size for st in stats], [st.st_mtime_ns for st in stats]
-    sizes, mtimes, error = core.stat_files(names)
+        stats = [_stat(name, follow_symlinks) for name in names]
+        return FileStats([st.st_size for st in stats], [st.st_mtime_ns for st in stats])
+    sizes, mtimes, error = core.stat_files(names, follow_symlinks)
     if error is not None:
         index, kind, errno = error
         raise _core_error(names[index], kind, errno, "stat")
-    return sizes, mtimes
+    return FileStats(sizes, mtimes)
 
 
 def _run_parallel(
@@ -824,6 +852,9 @@ def _run_parallel(
     small_files = sum(len(task) for task in tasks if task[0].whole)
     # The compiled core hashes a whole task with the GIL released: threads use every core.
     if _core() is None and small_files >= _PROCESS_MIN_FILES and _can_fork():
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         in_worker = None  # progress is reported per finished task, from this thread
     else:

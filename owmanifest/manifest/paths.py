@@ -14,7 +14,10 @@ from collections.abc import Iterable
 
 from ..errors import PathError
 
-__all__ = ["case_key", "check_path", "check_paths"]
+__all__ = ["STATE_DIR_NAME", "case_key", "check_path", "check_paths"]
+
+#: owmanifest's own state inside a dataset or download directory; never part of a dataset.
+STATE_DIR_NAME = ".owmanifest"
 
 _MAX_PATH_BYTES = 4096
 _MAX_SEGMENT_BYTES = 255

@@ -7,12 +7,17 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._gc import paused_gc
 from ..errors import FileVerificationError, UsageError
-from ..manifest.builder import STATE_DIR_NAME
 from ..manifest.model import FileEntry, Manifest
-from .hashcache import HashCache, stat_key
+from ..manifest.paths import STATE_DIR_NAME
 from .result import FileProblem, TreeReport, VerifiedManifest
+
+if TYPE_CHECKING:
+    from ..manifest.hashing import FileStats
+    from .hashcache import HashCache
 
 __all__ = ["check_tree", "verify_tree"]
 
@@ -45,6 +50,8 @@ def _update_cache(
     problems: Sequence[FileProblem],
 ) -> None:
     """Record the files that were hashed and verified, if unchanged since they were listed."""
+    from .hashcache import stat_key
+
     unchanged = []
     for entry in hashed:
         try:
@@ -101,6 +108,23 @@ def verify_tree(
     )
 
 
+def _stat_at_once(entries: Sequence[FileEntry], prefix: str) -> tuple[list[str], FileStats] | None:
+    """The paths and stats of every entry, taken in one pass (compiled where it is built), when
+    each is a regular file (not a symbolic link) of its declared size; else ``None``, and
+    :func:`check_tree` examines each to say which is not and why."""
+    from ..manifest.hashing import stat_files
+
+    paths = [prefix + entry.path for entry in entries]
+    try:
+        found = stat_files(paths, follow_symlinks=False)
+    except FileVerificationError:
+        return None
+    if found.sizes != [entry.size for entry in entries]:
+        return None
+    return paths, found
+
+
+@paused_gc
 def check_tree(
     manifest: Manifest,
     directory: str | os.PathLike[str],
@@ -116,22 +140,28 @@ def check_tree(
     Used by :func:`verify_tree` and by ``sign --check`` (a signer attests to bytes it has seen).
     Same contract as :func:`verify_tree`.
     """
-    from ..manifest.hashing import FileHashes, hash_files
+    from ..manifest.hashing import FileHashes, FileStats, hash_files
 
     root = Path(directory)
     if not root.is_dir():
         raise UsageError("not a directory", path=str(root))
     entries = tuple(manifest.files if files is None else files)
     problems: list[FileProblem] = []
-    to_hash: list[FileEntry] = []
-    cache = HashCache.load(manifest.id, root) if fast else None
+    cache = None
+    if fast:  # the cache's module only then (start-up time of every other verify)
+        from .hashcache import HashCache
+
+        cache = HashCache.load(manifest.id, root)
     cached: list[FileEntry] = []
     stats: dict[str, os.stat_result] = {}
-    hash_paths: list[str] = []
-    hash_stats: list[os.stat_result] = []
     base = os.fspath(root)
     prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
-    for entry in entries:
+    at_once = _stat_at_once(entries, prefix) if cache is None else None
+    if at_once is not None:
+        to_hash, (hash_paths, hash_stats) = list(entries), at_once
+    else:
+        to_hash, hash_paths, hash_stats = [], [], FileStats([], [])
+    for entry in entries if at_once is None else ():
         path = prefix + entry.path
         try:
             st = os.lstat(path)
@@ -154,7 +184,8 @@ def check_tree(
         else:
             to_hash.append(entry)
             hash_paths.append(path)
-            hash_stats.append(st)
+            hash_stats.sizes.append(st.st_size)
+            hash_stats.mtimes_ns.append(st.st_mtime_ns)
             if cache is not None:
                 stats[entry.path] = st
     if to_hash:

@@ -61,13 +61,13 @@ def test_scan_reports_a_file_changed_after_the_listing(
 ) -> None:
     _tree(tmp_path)
     change, reason = race
-    real = hashing._stat_all
+    real = hashing.stat_files
 
-    def racing(names: list[str]) -> tuple[list[int], list[int]]:
+    def racing(names: list[str]) -> hashing.FileStats:
         change(tmp_path / "sub" / "b.bin")
         return real(names)
 
-    monkeypatch.setattr(hashing, "_stat_all", racing)
+    monkeypatch.setattr(hashing, "stat_files", racing)
     files, skipped = scan_directory(tmp_path)
     assert [f.path for f in files] == ["a.txt", "sub/deeper/c"]
     assert f"sub/b.bin: {reason}" in [str(s) for s in skipped]

@@ -639,7 +639,9 @@ def test_plain_file_lines_are_the_general_parsers_statements(
     streamed = document.load_document(data, source="m.jsonld", keep_json=False, stream=True)
     parts = streamed.stream_parts()
     assert parts is not None
-    nquads = pyoxigraph.serialize(parts[0], format=pyoxigraph.RdfFormat.N_QUADS) + parts[1]
+    written_rest = pyoxigraph.serialize(parts[0], format=pyoxigraph.RdfFormat.N_QUADS)
+    assert written_rest is not None
+    nquads = written_rest + parts[1]
     core = document._compiled_reader()
     if core is not None:
         indexed = core.index(nquads, *document._INDEX_VOCAB)

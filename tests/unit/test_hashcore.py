@@ -323,6 +323,26 @@ def test_the_same_errors_when_planning(
     _same_error(tmp_path, monkeypatch, name, 3, planned=False)
 
 
+@pytest.mark.parametrize("follow", [True, False])
+def test_stat_files_follows_links_on_request(
+    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, follow: bool
+) -> None:
+    """Both engines: a link to a regular file is one only when links are followed."""
+    (tmp_path / "f").write_bytes(b"abc")
+    (tmp_path / "link").symlink_to("f")
+    paths = [tmp_path / "f", tmp_path / "link"]
+    results = [
+        outcome(e, monkeypatch, lambda: hashing.stat_files(paths, follow_symlinks=follow))
+        for e in ("compiled", "python")
+    ]
+    assert results[0] == results[1]
+    if follow:
+        assert results[0].sizes == [3, 3]
+    else:
+        link = str(paths[1])
+        assert results[0][:3] == (MissingFileError, f"{link}: not a regular file", link)
+
+
 def test_a_file_that_shrinks_after_the_open(core: Any, tmp_path: Path) -> None:
     """The size and mtime are checked again after the read (here: a shorter read)."""
     path = tmp_path / "f"

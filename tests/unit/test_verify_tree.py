@@ -6,13 +6,15 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from owmanifest.errors import FileVerificationError
-from owmanifest.verify import TrustPolicy, verify_manifest, verify_tree
+from owmanifest.manifest import hashing
+from owmanifest.verify import TrustPolicy, tree, verify_manifest, verify_tree
 from owmanifest.verify.result import VerifiedManifest
 
 from .fixtures import ASSETS, DIDS, signed_bytes
@@ -99,17 +101,40 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
 }
 
 
+@pytest.fixture(params=["compiled", "python"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The hashing engine's compiled core where it is built, or its Python code."""
+    if request.param == "python":
+        monkeypatch.setattr(hashing, "_core", lambda: None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("case", DAMAGE.values(), ids=DAMAGE.keys())
 def test_damage_is_found(
-    verified: VerifiedManifest, data: Path, case: tuple[Callable[[Path], None], str, str]
+    verified: VerifiedManifest,
+    data: Path,
+    case: tuple[Callable[[Path], None], str, str],
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     damage, path, kind = case
     damage(data)
+    passes: list[object] = []
+    real = tree._stat_at_once
+
+    def spy(*args: Any) -> Any:
+        passes.append(real(*args))
+        return passes[-1]
+
+    monkeypatch.setattr(tree, "_stat_at_once", spy)
     with pytest.raises(FileVerificationError) as info:
         verify_tree(verified, data)
     report = info.value.report
     assert [(p.path, p.kind) for p in report.problems] == [(path, kind)]
     assert path in str(info.value)
+    # Every file is taken in one pass when each is a regular file of its size (not a link);
+    # else each is examined, to name the problem.
+    assert (passes[0] is not None) == (kind == "digest")
 
 
 def test_extra_files_are_reported_and_strict_refuses(
