@@ -128,7 +128,7 @@ def _check(document: ManifestDocument) -> _Checked:
     proofs = []
     for graph in graphs:
         try:
-            verified = verify_proof(canonical, graph)
+            verified = verify_proof(canonical, graph, document_digest=digest.value)
         except SignatureError as exc:
             proofs.append(_Proof(graph, None, f"invalid proof: {exc}"))
         else:

@@ -218,7 +218,11 @@ def split_proofs(
 
 
 def verify_proof(
-    canonical_document: bytes, proof: ProofGraph, *, expected_purpose: str = "assertionMethod"
+    canonical_document: bytes,
+    proof: ProofGraph,
+    *,
+    expected_purpose: str = "assertionMethod",
+    document_digest: bytes | None = None,
 ) -> VerifiedProof:
     """Verify one ``eddsa-rdfc-2022`` proof over a canonical document.
 
@@ -229,6 +233,8 @@ def verify_proof(
         proof: the proof.
         expected_purpose: the proof purpose required: a term of the security vocabulary
             (``assertionMethod``) or a full IRI.
+        document_digest: the SHA-256 of ``canonical_document``, when the caller has it (a
+            verifier of several proofs over a large document hashes it once).
 
     Returns:
         The verified proof and its signer. Whether the signer is *trusted* is not decided here.
@@ -288,7 +294,7 @@ def verify_proof(
     except CanonicalizationError as error:
         raise fail(f"the proof options cannot be canonicalized ({error.message})") from None
     try:
-        signer.verify(_hash_data(proof_config, canonical_document), signature)
+        signer.verify(_hash_data(proof_config, canonical_document, document_digest), signature)
     except SignatureError:
         raise fail(
             "signature does not verify",
@@ -490,8 +496,12 @@ def is_xsd_datetime(text: str, *, require_timezone: bool = False) -> bool:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _hash_data(proof_config: bytes, canonical_document: bytes) -> bytes:
-    return hashlib.sha256(proof_config).digest() + hashlib.sha256(canonical_document).digest()
+def _hash_data(
+    proof_config: bytes, canonical_document: bytes, document_digest: bytes | None = None
+) -> bytes:
+    if document_digest is None:
+        document_digest = hashlib.sha256(canonical_document).digest()
+    return hashlib.sha256(proof_config).digest() + document_digest
 
 
 def _jsonld_to_quads(document: dict[str, Any]) -> list[pyoxigraph.Quad]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -163,6 +164,15 @@ def test_changed_document_fails() -> None:
         verify_proof(canonical_nquads(body), proof)
     assert info.value.uri == ALICE.public_key.verification_method
     assert ALICE.public_key.verification_method in str(info.value)
+
+
+def test_the_document_digest_is_what_is_checked() -> None:
+    """A verifier that hashed the document already passes its digest; that is what is signed."""
+    _, (proof,) = split_proofs(quads_of(signed(ALICE)))
+    digest = hashlib.sha256(CANONICAL).digest()
+    assert verify_proof(CANONICAL, proof, document_digest=digest).signer == ALICE.public_key
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_proof(CANONICAL, proof, document_digest=hashlib.sha256(b"other").digest())
 
 
 def test_changed_proof_options_fail() -> None:
