@@ -394,6 +394,56 @@ shani1_digest(shani1_state st, unsigned char *out)
 SHANI_DEFINE_TWO(shani_sha1_two, shani1_state, shani1_initial, shani1_blocks1, shani1_blocks2,
                  shani1_digest)
 
+/* The SHA-1 of the last, short piece of each of two files (tails a: na and b: nb bytes, each
+ * less than `piece`): zero-padded to `piece` bytes, as a hybrid torrent's pad files make it
+ * (padded_*), and as it is (last_*). Both share the tail's whole 64-byte blocks, hashed once;
+ * then each goes on from a copy of the state, two messages at a time where both have blocks.
+ * za and zb are two buffers of piece + 64 zero bytes, left as they were found. */
+SHANI_TARGET static void
+shani_sha1_tails_two(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
+                     size_t piece, unsigned char *za, unsigned char *zb, unsigned char *padded_a,
+                     unsigned char *last_a, unsigned char *padded_b, unsigned char *last_b)
+{
+    unsigned char tail_a[128], tail_b[128];
+    size_t ba = na / 64, bb = nb / 64, both = ba < bb ? ba : bb;
+    size_t ka = shani_tail(a, na, tail_a), kb = shani_tail(b, nb, tail_b);
+    /* blocks after the shared ones when padded: the rest of the piece, then the padding of a
+     * message of `piece` bytes (a whole number of blocks: 0x80, zeros, its length in bits) */
+    size_t ma = (piece - 64 * ba) / 64 + 1, mb = (piece - 64 * bb) / 64 + 1;
+    size_t more = ma < mb ? ma : mb;
+    uint64_t bits = (uint64_t)piece * 8;
+    shani1_state s = shani1_initial(), u = s, s2, u2;
+    int i;
+
+    shani1_blocks2(&s, &u, a, b, both);
+    shani1_blocks1(&s, a + 64 * both, ba - both); /* at most one of these two has blocks */
+    shani1_blocks1(&u, b + 64 * both, bb - both);
+    s2 = s;
+    u2 = u;
+    if (ka == kb) {
+        shani1_blocks2(&s2, &u2, tail_a, tail_b, ka);
+    } else {
+        shani1_blocks1(&s2, tail_a, ka);
+        shani1_blocks1(&u2, tail_b, kb);
+    }
+    shani1_digest(s2, last_a);
+    shani1_digest(u2, last_b);
+    memcpy(za, a + 64 * ba, na % 64);
+    memcpy(zb, b + 64 * bb, nb % 64);
+    za[64 * (ma - 1)] = zb[64 * (mb - 1)] = 0x80;
+    for (i = 0; i < 8; i++)
+        za[64 * ma - 1 - i] = zb[64 * mb - 1 - i] = (unsigned char)(bits >> (8 * i));
+    shani1_blocks2(&s, &u, za, zb, more);
+    shani1_blocks1(&s, za + 64 * more, ma - more);
+    shani1_blocks1(&u, zb + 64 * more, mb - more);
+    shani1_digest(s, padded_a);
+    shani1_digest(u, padded_b);
+    memset(za, 0, na % 64);
+    memset(zb, 0, nb % 64);
+    memset(za + 64 * (ma - 1), 0, 64);
+    memset(zb + 64 * (mb - 1), 0, 64);
+}
+
 static int
 shani_supported(void)
 {
@@ -518,6 +568,8 @@ grow(bytes_t *b, size_t extra)
 static int
 append(bytes_t *b, const unsigned char *data, size_t n)
 {
+    if (n == 0) /* (b->data may still be NULL) */
+        return 0;
     if (grow(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, data, n);
@@ -554,7 +606,19 @@ typedef struct {
     /* state of the current job */
     ctx_t v1_ctx, whole_ctx;
     long long v1_fill;
+    /* two small files at once (run_pair): the second file's buffer, the messages to hash and
+     * their digests (leaves, then v1 pieces), and two pieces of zeros for the v1 tails;
+     * allocated for the first pair */
+    unsigned char *buf2, *digests, *zeros_a, *zeros_b;
+    struct message *messages;
 } batch_t;
+
+/* A message to hash and where its digest goes. */
+struct message {
+    const unsigned char *p;
+    size_t n;
+    unsigned char *out;
+};
 
 /* The leaves of the next one or two blocks of the `left` bytes at p into out (one or two
  * hashes); returns the bytes they cover. */
@@ -656,7 +720,7 @@ flush(batch_t *b, result_t *r)
         if (append(&b->layers, piece, HASH) < 0)
             return E_NOMEM;
     }
-    if (!b->want_v1)
+    if (!b->want_v1 || r->has_v1) /* (run_pair hashes the v1 pieces itself) */
         return OK;
     r->has_v1 = 1;
     if (b->v1_fill) {
@@ -709,15 +773,10 @@ finish_whole(batch_t *b, const job_t *job, result_t *r)
     return OK;
 }
 
-static int
-run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed)
+/* Start a job: its result empty, the running state reset. */
+static void
+start_job(batch_t *b, result_t *r)
 {
-    struct stat st, after;
-    long long remaining, pos, want, fill;
-    ssize_t n;
-    size_t i, seg;
-    int fd, status;
-
     memset(r, 0, sizeof *r);
     r->layer_off = b->layers.len;
     r->v1_off = b->v1s.len;
@@ -727,44 +786,126 @@ run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed
         sha1_init_p(&b->v1_ctx);
     if (b->want_sha256)
         sha256_init_p(&b->whole_ctx);
+}
 
-    fd = open(job->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
+/* Open a job's file; it must still be the regular file of the size and time planned. */
+static int
+open_job(const job_t *job, int *fd, int *err, long long *observed)
+{
+    struct stat st;
+
+    *fd = open(job->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) {
         *err = errno;
         return (errno == ENOENT || errno == ENOTDIR) ? E_MISSING : E_OPEN;
     }
-    if (fstat(fd, &st) < 0) {
+    if (fstat(*fd, &st) < 0) {
         *err = errno;
-        close(fd);
+        close(*fd);
         return E_OPEN;
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
+        close(*fd);
         return E_NOT_REGULAR;
     }
     if (st.st_size != job->size || MTIME_NS(st) != job->mtime_ns) {
         *observed = (long long)st.st_size;
-        close(fd);
+        close(*fd);
         return E_CHANGED;
     }
+    return OK;
+}
+
+/* Up to `want` bytes at `pos` into buf; *fill is how many (fewer where the file ends). The file
+ * is closed on an error. */
+static int
+read_at(int fd, unsigned char *buf, long long pos, long long want, long long *fill, int *err)
+{
+    ssize_t n;
+
+    for (*fill = 0; *fill < want; *fill += n) {
+        n = pread(fd, buf + *fill, (size_t)(want - *fill), (off_t)(pos + *fill));
+        if (n < 0 && errno == EINTR) {
+            n = 0;
+            continue;
+        }
+        if (n < 0) {
+            *err = errno;
+            close(fd);
+            return E_READ;
+        }
+        if (n == 0)
+            break;
+    }
+    return OK;
+}
+
+/* Close a job's file, read up to `remaining` bytes short; it must not have changed meanwhile. */
+static int
+close_job(int fd, const job_t *job, long long remaining, int *err, long long *observed)
+{
+    struct stat after;
+
+    if (fstat(fd, &after) < 0) {
+        *err = errno;
+        close(fd);
+        return E_READ;
+    }
+    close(fd);
+    if (remaining || after.st_size != job->size || MTIME_NS(after) != job->mtime_ns) {
+        *observed = (long long)after.st_size;
+        return E_CHANGED;
+    }
+    return OK;
+}
+
+/* The end of a job whose bytes were all fed: its last piece, its root, its lengths. */
+static int
+finish_job(batch_t *b, const job_t *job, result_t *r)
+{
+    int status;
+
+    if (job->length < 0 && job->size > 0 && job->size <= b->piece_length) {
+        /* a one-piece file: its root comes from the leaves still held, before flush pads them */
+        status = finish_whole(b, job, r);
+        if (status != OK)
+            return status;
+    }
+    status = flush(b, r);
+    if (status != OK)
+        return status;
+    if (job->length < 0 && job->size > b->piece_length) {
+        status = finish_whole(b, job, r);
+        if (status != OK)
+            return status;
+    }
+    r->layer_len = b->layers.len - r->layer_off;
+    r->v1_len = b->v1s.len - r->v1_off;
+    if (b->want_sha256) {
+        sha256_final_p(r->sha256, &b->whole_ctx);
+        r->has_sha256 = 1;
+    }
+    return OK;
+}
+
+static int
+run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed)
+{
+    long long remaining, pos, want, fill;
+    size_t i, seg;
+    int fd, status;
+
+    start_job(b, r);
+    status = open_job(job, &fd, err, observed);
+    if (status != OK)
+        return status;
     remaining = job->length < 0 ? job->size : job->length;
     pos = job->offset;
     while (remaining > 0) {
         want = remaining < (long long)b->buf_len ? remaining : (long long)b->buf_len;
-        for (fill = 0; fill < want; fill += n) {
-            n = pread(fd, b->buf + fill, (size_t)(want - fill), (off_t)(pos + fill));
-            if (n < 0 && errno == EINTR) {
-                n = 0;
-                continue;
-            }
-            if (n < 0) {
-                *err = errno;
-                close(fd);
-                return E_READ;
-            }
-            if (n == 0)
-                break;
-        }
+        status = read_at(fd, b->buf, pos, want, &fill, err);
+        if (status != OK)
+            return status;
         /* in segments that fit the v1 pieces (feed_v1), each hashed both ways while it is in
          * the cache */
         for (i = 0; i < (size_t)fill; i += seg) {
@@ -790,37 +931,197 @@ run_job(batch_t *b, const job_t *job, result_t *r, int *err, long long *observed
         if (fill < want)
             break; /* the file ended early */
     }
-    if (fstat(fd, &after) < 0) {
-        *err = errno;
-        close(fd);
-        return E_READ;
-    }
-    close(fd);
-    if (remaining || after.st_size != job->size || MTIME_NS(after) != job->mtime_ns) {
-        *observed = (long long)after.st_size;
-        return E_CHANGED;
-    }
-    if (job->length < 0 && job->size > 0 && job->size <= b->piece_length) {
-        /* a one-piece file: its root comes from the leaves still held, before flush pads them */
-        status = finish_whole(b, job, r);
-        if (status != OK)
-            return status;
-    }
-    status = flush(b, r);
+    status = close_job(fd, job, remaining, err, observed);
     if (status != OK)
         return status;
-    if (job->length < 0 && job->size > b->piece_length) {
-        status = finish_whole(b, job, r);
+    return finish_job(b, job, r);
+}
+
+/* --- two small files at once ----------------------------------------------------------------- */
+
+/* With the SHA extensions, two messages cost about what one does (ADR 0009), so two whole small
+ * files (each fits the buffer) are read first and hashed together: every leaf and v1 piece of
+ * both, two at a time, whole-length ones together and each file's short last one with the
+ * other's. The tree, the piece layer and the results are then made as run_job makes them. */
+
+/* Whether a job can be run by run_pair. */
+static int
+pairable(const batch_t *b, const job_t *job)
+{
+    return use_shani && job->length < 0 && job->size <= (long long)b->buf_len;
+}
+
+/* The most v1 pieces of a pairable file, and one more. */
+static size_t
+pair_pieces(const batch_t *b)
+{
+    return b->buf_len / (size_t)b->piece_length + 2;
+}
+
+/* The buffers run_pair needs, once per batch. */
+static int
+pair_buffers(batch_t *b)
+{
+    size_t leaves = b->buf_len / BLOCK + 1, pieces = pair_pieces(b);
+
+    if (b->buf2 != NULL)
+        return OK;
+    b->buf2 = PyMem_RawMalloc(b->buf_len);
+    b->messages = PyMem_RawMalloc(2 * (leaves + pieces) * sizeof *b->messages);
+    b->digests = PyMem_RawMalloc(2 * (leaves * HASH + pieces * SHA1_SIZE));
+    if (b->want_v1) {
+        b->zeros_a = PyMem_RawCalloc(1, (size_t)b->piece_length + 64);
+        b->zeros_b = PyMem_RawCalloc(1, (size_t)b->piece_length + 64);
+    }
+    if (b->buf2 == NULL || b->messages == NULL || b->digests == NULL ||
+        (b->want_v1 && (b->zeros_a == NULL || b->zeros_b == NULL)))
+        return E_NOMEM;
+    return OK;
+}
+
+/* Read a whole small file into buf. */
+static int
+read_whole(const job_t *job, unsigned char *buf, int *err, long long *observed)
+{
+    long long fill;
+    int fd, status = open_job(job, &fd, err, observed);
+
+    if (status != OK)
+        return status;
+    status = read_at(fd, buf, 0, job->size, &fill, err);
+    if (status != OK)
+        return status;
+    return close_job(fd, job, job->size - fill, err, observed);
+}
+
+/* Hash messages two at a time (a lone last one with itself: it costs what one alone does). */
+static void
+digest_messages(int which, const struct message *m, size_t count)
+{
+    size_t i;
+
+    for (i = 0; i < count; i += 2) {
+        const struct message *other = i + 1 < count ? &m[i + 1] : &m[i];
+        digest_two(which, m[i].p, m[i].n, other->p, other->n, m[i].out, other->out);
+    }
+}
+
+/* The messages of `count` files (data[k], sizes[k]) cut in lengths of `unit`: the whole ones
+ * of every file first, then the short last ones; each digest (of `size` bytes) goes to
+ * out[k] in file order. Returns the number of messages. */
+static size_t
+cut_messages(struct message *m, const unsigned char *const *data, const long long *sizes,
+             int count, size_t unit, unsigned char *const *out, size_t size)
+{
+    size_t n = 0, i;
+    int k;
+
+    for (k = 0; k < count; k++)
+        for (i = 0; (i + 1) * unit <= (size_t)sizes[k]; i++)
+            m[n++] = (struct message){data[k] + i * unit, unit, out[k] + i * size};
+    for (k = 0; k < count; k++) {
+        i = (size_t)sizes[k] / unit;
+        if ((size_t)sizes[k] % unit)
+            m[n++] = (struct message){data[k] + i * unit, (size_t)sizes[k] % unit, out[k] + i * size};
+    }
+    return n;
+}
+
+/* Hash `count` (1 or 2) whole files already read (data[k]) into their results. */
+static int
+hash_read(batch_t *b, const job_t *const *jobs, result_t *const *rs,
+          const unsigned char *const *data, int count)
+{
+    size_t leaves = b->buf_len / BLOCK + 1, piece = (size_t)b->piece_length;
+    unsigned char *leaf_out[2], *v1_out[2], last[2][SHA1_SIZE];
+    long long sizes[2], whole[2];
+    size_t n, i, pieces;
+    int k, status, tails[2] = {0, 0}, t = 0;
+
+    for (k = 0; k < count; k++) {
+        sizes[k] = jobs[k]->size;
+        whole[k] = sizes[k] - sizes[k] % b->piece_length;
+        leaf_out[k] = b->digests + (size_t)k * leaves * HASH;
+        v1_out[k] = b->digests + 2 * leaves * HASH + (size_t)k * pair_pieces(b) * SHA1_SIZE;
+        if (whole[k] < sizes[k])
+            tails[t++] = k;
+    }
+    n = cut_messages(b->messages, data, sizes, count, BLOCK, leaf_out, HASH);
+    digest_messages(256, b->messages, n);
+#ifdef HAVE_SHANI_CODE /* (run_pair runs only with the SHA extensions) */
+    if (b->want_v1) {
+        /* the whole pieces two at a time, then the short last pieces both ways, together (a
+         * lone one with itself) */
+        int x = tails[0], y = tails[t ? t - 1 : 0];
+
+        n = cut_messages(b->messages, data, whole, count, piece, v1_out, SHA1_SIZE);
+        digest_messages(1, b->messages, n);
+        if (t)
+            shani_sha1_tails_two(data[x] + whole[x], (size_t)(sizes[x] - whole[x]),
+                                 data[y] + whole[y], (size_t)(sizes[y] - whole[y]), piece,
+                                 b->zeros_a, b->zeros_b,
+                                 v1_out[x] + (size_t)(whole[x] / b->piece_length) * SHA1_SIZE,
+                                 last[x],
+                                 v1_out[y] + (size_t)(whole[y] / b->piece_length) * SHA1_SIZE,
+                                 last[y]);
+    }
+#endif
+    for (k = 0; k < count; k++) {
+        result_t *r = rs[k];
+
+        start_job(b, r);
+        for (i = 0; (long long)(i * BLOCK) < sizes[k]; i++) {
+            size_t len = (size_t)(sizes[k] - (long long)(i * BLOCK));
+            status = feed_block(b, data[k] + i * BLOCK, len < BLOCK ? len : BLOCK,
+                                leaf_out[k] + i * HASH);
+            if (status != OK)
+                return status;
+        }
+        if (b->want_v1) {
+            pieces = (size_t)((sizes[k] + b->piece_length - 1) / b->piece_length);
+            if (append(&b->v1s, v1_out[k], pieces * SHA1_SIZE) < 0)
+                return E_NOMEM;
+            r->has_v1 = 1;
+            if (sizes[k]) {
+                /* the last piece as it is: the tail's, or the last whole piece's */
+                memcpy(r->last, whole[k] < sizes[k] ? last[k] : v1_out[k] + (pieces - 1) * SHA1_SIZE,
+                       SHA1_SIZE);
+                r->has_last = 1;
+            }
+        }
+        status = finish_job(b, jobs[k], r);
         if (status != OK)
             return status;
     }
-    r->layer_len = b->layers.len - r->layer_off;
-    r->v1_len = b->v1s.len - r->v1_off;
-    if (b->want_sha256) {
-        sha256_final_p(r->sha256, &b->whole_ctx);
-        r->has_sha256 = 1;
-    }
     return OK;
+}
+
+/* Run two pairable jobs. On an error in the second file, the first one's result is complete
+ * and *second is set. */
+static int
+run_pair(batch_t *b, const job_t *ja, result_t *ra, const job_t *jb, result_t *rb, int *err,
+         long long *observed, int *second)
+{
+    const job_t *jobs[2] = {ja, jb};
+    result_t *rs[2] = {ra, rb};
+    const unsigned char *data[2];
+    int status, status_b;
+
+    *second = 0;
+    status = pair_buffers(b);
+    if (status != OK)
+        return status;
+    data[0] = b->buf;
+    data[1] = b->buf2;
+    status = read_whole(ja, b->buf, err, observed);
+    if (status != OK)
+        return status;
+    status_b = read_whole(jb, b->buf2, err, observed);
+    status = hash_read(b, jobs, rs, data, status_b == OK ? 2 : 1);
+    if (status != OK)
+        return status;
+    *second = status_b != OK;
+    return status_b;
 }
 
 /* --- Python interface ----------------------------------------------------------------------- */
@@ -970,10 +1271,22 @@ hash_jobs(PyObject *self, PyObject *args)
     }
 
     Py_BEGIN_ALLOW_THREADS
-    for (done = 0; done < count; done++) {
+    for (done = 0; done < count;) {
+        if (done + 1 < count && pairable(&b, &jobs[done]) && pairable(&b, &jobs[done + 1])) {
+            int second;
+            status = run_pair(&b, &jobs[done], &res[done], &jobs[done + 1], &res[done + 1],
+                              &err, &observed, &second);
+            if (status != OK) {
+                done += second;
+                break;
+            }
+            done += 2;
+            continue;
+        }
         status = run_job(&b, &jobs[done], &res[done], &err, &observed);
         if (status != OK)
             break;
+        done++;
     }
     Py_END_ALLOW_THREADS
 
@@ -1011,6 +1324,11 @@ end:
     PyMem_Free(res);
     PyMem_RawFree(b.buf);
     PyMem_RawFree(b.leaves);
+    PyMem_RawFree(b.buf2);
+    PyMem_RawFree(b.messages);
+    PyMem_RawFree(b.digests);
+    PyMem_RawFree(b.zeros_a);
+    PyMem_RawFree(b.zeros_b);
     free(b.layers.data);
     free(b.v1s.data);
     free(b.scratch.data);

@@ -117,6 +117,33 @@ def test_edge_sizes(
     assert compiled == [hash_file(p, piece_length, v1=v1, sha256=sha) for p in paths]
 
 
+# Sizes around every boundary of two files hashed together (run_pair, with the SHA extensions):
+# the 64-byte blocks of SHA, the 55/56 bytes where its padding takes a second block, the 16 KiB
+# leaves and the 32 KiB pieces below.
+PAIR_SIZES = [0, 1, 55, 56, 64, 65, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 63,
+              2 * BLOCK_SIZE - 56, 2 * BLOCK_SIZE, 2 * BLOCK_SIZE + 1,
+              5 * BLOCK_SIZE - 9]  # fmt: skip
+
+
+@pytest.mark.parametrize("v1", [False, True])
+def test_every_pair_of_small_files(core: Any, tmp_path: Path, v1: bool) -> None:
+    """Each file of any two read and hashed together is hashed as it is on its own."""
+    paths = []
+    for size in PAIR_SIZES:
+        path = tmp_path / f"f{size}"
+        path.write_bytes(random.Random(size).randbytes(size))
+        paths.append(path)
+    piece_length = 2 * BLOCK_SIZE
+    alone = {p: hash_file(p, piece_length, v1=v1) for p in paths}
+    jobs = {p: hashing._Job(0, str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
+    for a in paths:
+        for b in paths:  # one batch of two files, as hash_files makes them
+            assert hashing._run_task([jobs[a], jobs[b]], piece_length, v1, False) == [
+                alone[a],
+                alone[b],
+            ]
+
+
 @pytest.mark.usefixtures("small_batches")
 @SETTINGS
 @given(
@@ -341,6 +368,36 @@ def test_stat_files_follows_links_on_request(
     else:
         link = str(paths[1])
         assert results[0][:3] == (MissingFileError, f"{link}: not a regular file", link)
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+@pytest.mark.parametrize("bad", [0, 1])
+def test_the_same_errors_in_a_pair(
+    core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, bad: int
+) -> None:
+    """Two small files in one batch (read and hashed together with the SHA extensions): the
+    file that went bad after the plan, first or second, is the one named, as in Python."""
+    if name == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    results = []
+    for engine_name in ("compiled", "python"):
+        top = tmp_path / engine_name
+        top.mkdir()
+        paths = [top / "f0", top / "f1"]
+        for path in paths:
+            path.write_bytes(b"a" * 3 * BLOCK_SIZE)
+        jobs = [hashing._Job(i, str(p), p.stat().st_size, p.stat().st_mtime_ns) for i, p in
+                enumerate(paths)]  # fmt: skip
+        BAD_FILES[name](paths[bad])
+        got = outcome(
+            engine_name,
+            monkeypatch,
+            functools.partial(hashing._run_task, jobs, BLOCK_SIZE, True, False),
+        )
+        assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
+        assert got[2] == str(paths[bad])
+        results.append((got[0], got[1].replace(str(top), "TOP"), got[3], got[4]))
+    assert results[0] == results[1]
 
 
 def test_a_file_that_shrinks_after_the_open(core: Any, tmp_path: Path) -> None:
