@@ -23,7 +23,6 @@ import functools
 import hmac
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -301,7 +300,7 @@ def write_key_file(
     if not overwrite and os.path.lexists(target):
         raise KeyFileError("key file already exists (refusing to overwrite)", path=str(target))
     directory = target.parent
-    temporary = directory / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    temporary = directory / f".{target.name}.{os.urandom(8).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0)
     try:

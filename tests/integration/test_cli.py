@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -204,6 +207,26 @@ def test_console_script_help() -> None:
     )
     assert result.returncode == 0
     assert "--trust" in result.stdout and "example" in result.stdout
+
+
+def _help(parser: argparse.ArgumentParser, argv: list[str]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    return out.getvalue()
+
+
+def test_each_command_is_defined_alone_as_with_the_others() -> None:
+    """main() defines only the command it runs (build_parser(command)): the same parser."""
+    from owmanifest.cli import build_parser
+
+    everything = build_parser()
+    sub = next(a for a in everything._actions if isinstance(a, argparse._SubParsersAction))
+    commands = list(sub.choices)
+    assert {"create", "verify", "sign", "fetch", "trust"} <= set(commands)
+    for name in commands:
+        assert _help(build_parser(name), [name, "--help"]) == _help(everything, [name, "--help"])
+    assert _help(build_parser("verify"), ["--help"]) == _help(everything, ["--help"])
 
 
 def test_create_dataset_without_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
