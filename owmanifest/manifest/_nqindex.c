@@ -31,6 +31,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -573,8 +574,199 @@ done:
     return result;
 }
 
+/* --- plain file nodes of the JSON, written as N-Quads (document._plain_file_lines) ------------ */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} out_t;
+
+static int
+put(out_t *o, const char *p, size_t n)
+{
+    if (o->n + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 1 << 16;
+        while (cap < o->n + n)
+            cap *= 2;
+        char *q = PyMem_Realloc(o->p, cap);
+        if (!q) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        o->p = q;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, p, n);
+    o->n += n;
+    return 1;
+}
+
+/* The UTF-8 of a str that is exactly a str, or NULL (no exception) for anything else. */
+static const char *
+utf8_of(PyObject *value, Py_ssize_t *n)
+{
+    if (!value || !PyUnicode_CheckExact(value))
+        return NULL;
+    const char *p = PyUnicode_AsUTF8AndSize(value, n);
+    if (!p)
+        PyErr_Clear(); /* a lone surrogate: not valid Unicode, not plain */
+    return p;
+}
+
+static int
+unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-' || c == '~';
+}
+
+/* Whether iri is dataset + "#" + the path percent-encoded as quote(path, safe="/") does it
+ * (jsonld.file_iri). */
+static int
+is_file_iri(const char *iri, Py_ssize_t ni, const char *ds, Py_ssize_t nd, const char *path,
+            Py_ssize_t np)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    Py_ssize_t i, k;
+
+    if (ni < nd + 1 || memcmp(iri, ds, (size_t)nd) || iri[nd] != '#')
+        return 0;
+    for (i = 0, k = nd + 1; i < np; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (unreserved(c) || c == '/') {
+            if (k >= ni || iri[k] != (char)c)
+                return 0;
+            k++;
+        }
+        else {
+            if (k + 3 > ni || iri[k] != '%' || iri[k + 1] != hex[c >> 4] ||
+                iri[k + 2] != hex[c & 15])
+                return 0;
+            k += 3;
+        }
+    }
+    return k == ni;
+}
+
+/* A path that N-Quads writes as it is: no control character, quote or backslash (checked on
+ * the UTF-8 bytes: a multi-byte character has none below 0x80). */
+static int
+plain_literal(const char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            return 0;
+    }
+    return n > 0;
+}
+
+static int
+bep52_root(const char *p, Py_ssize_t n)
+{
+    if (n != 70 || memcmp(p, "bep52:", 6))
+        return 0;
+    for (Py_ssize_t i = 6; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+PyDoc_STRVAR(plain_lines_doc,
+"plain_lines(files, dataset, head, kind, path, size, root, integer) -> (others, lines)\n"
+"\n"
+"document._plain_file_lines' loop over the files array: the N-Quads lines of each plain file\n"
+"node, and the list of the other elements. The text arguments are the fixed parts of the lines\n"
+"(bytes) that the Python code puts between the node's values.");
+
+static PyObject *
+plain_lines(PyObject *self, PyObject *args)
+{
+    PyObject *files, *dataset, *others = NULL, *result = NULL;
+    Py_buffer head, kind, path_p, size_p, root_p, integer;
+    out_t o = {NULL, 0, 0};
+    Py_ssize_t nd, count;
+    const char *ds;
+
+    if (!PyArg_ParseTuple(args, "O!Uy*y*y*y*y*y*", &PyList_Type, &files, &dataset, &head, &kind,
+                          &path_p, &size_p, &root_p, &integer))
+        return NULL;
+    if (!(ds = PyUnicode_AsUTF8AndSize(dataset, &nd)) || !(others = PyList_New(0)))
+        goto done;
+    count = PyList_GET_SIZE(files);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *f = PyList_GET_ITEM(files, i);
+        Py_ssize_t ni, np, nr = 0, keys;
+        const char *iri, *path, *root = NULL;
+        PyObject *type, *root_value, *size_value;
+        long long size = -1;
+        int overflow = 0, plain = 0;
+        char digits[24];
+
+        if (PyDict_CheckExact(f) && (keys = PyDict_GET_SIZE(f)) >= 3 && keys <= 5) {
+            type = PyDict_GetItemString(f, "type");
+            root_value = PyDict_GetItemString(f, "merkleRoot");
+            size_value = PyDict_GetItemString(f, "byteSize");
+            iri = utf8_of(PyDict_GetItemString(f, "id"), &ni);
+            path = utf8_of(PyDict_GetItemString(f, "path"), &np);
+            if (root_value)
+                root = utf8_of(root_value, &nr);
+            if (size_value && PyLong_CheckExact(size_value))
+                size = PyLong_AsLongLongAndOverflow(size_value, &overflow);
+            plain = keys == 3 + (type != NULL) + (root_value != NULL) && iri && path &&
+                    size >= 0 && !overflow &&
+                    (!type || (PyUnicode_CheckExact(type) &&
+                               PyUnicode_CompareWithASCIIString(type, "File") == 0)) &&
+                    (!root_value || (root && bep52_root(root, nr))) && plain_literal(path, np) &&
+                    is_file_iri(iri, ni, ds, nd, path, np);
+            if (PyErr_Occurred())
+                goto done;
+        }
+        if (!plain) {
+            if (PyList_Append(others, f) < 0)
+                goto done;
+            continue;
+        }
+        int nsize = snprintf(digits, sizeof digits, "%lld", size);
+        int ok = put(&o, head.buf, (size_t)head.len) && put(&o, iri, (size_t)ni) &&
+                 put(&o, "> .\n", 4);
+        if (ok && type)
+            ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+                 put(&o, kind.buf, (size_t)kind.len) && put(&o, iri, (size_t)ni) &&
+                 put(&o, path_p.buf, (size_t)path_p.len);
+        else if (ok)
+            ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+                 put(&o, path_p.buf, (size_t)path_p.len);
+        ok = ok && put(&o, path, (size_t)np) && put(&o, "\" .\n<", 5) &&
+             put(&o, iri, (size_t)ni) && put(&o, size_p.buf, (size_t)size_p.len) &&
+             put(&o, digits, (size_t)nsize) && put(&o, integer.buf, (size_t)integer.len);
+        if (ok && root)
+            ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+                 put(&o, root_p.buf, (size_t)root_p.len) && put(&o, root, (size_t)nr) &&
+                 put(&o, "\" .\n", 4);
+        if (!ok)
+            goto done;
+    }
+    {
+        PyObject *lines = PyBytes_FromStringAndSize(o.p ? o.p : "", (Py_ssize_t)o.n);
+        if (lines)
+            result = Py_BuildValue("(ON)", others, lines);
+    }
+done:
+    Py_XDECREF(others);
+    PyMem_Free(o.p);
+    PyBuffer_Release(&head);
+    PyBuffer_Release(&kind);
+    PyBuffer_Release(&path_p);
+    PyBuffer_Release(&size_p);
+    PyBuffer_Release(&root_p);
+    PyBuffer_Release(&integer);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"index", nq_index, METH_VARARGS, index_doc},
+    {"plain_lines", plain_lines, METH_VARARGS, plain_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,3 +15,14 @@ def index(
     tuple[bytes, bytes, bytes, dict[str, tuple[str, int, bytes | None]], dict[str, list[str]]]
     | None
 ): ...
+def plain_lines(
+    files: list[object],
+    dataset: str,
+    head: bytes,
+    kind: bytes,
+    path: bytes,
+    size: bytes,
+    root: bytes,
+    integer: bytes,
+    /,
+) -> tuple[list[object], bytes]: ...

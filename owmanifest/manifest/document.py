@@ -328,9 +328,15 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     props = (v.OWM_PATH, v.DCAT_BYTE_SIZE, v.OWM_MERKLE_ROOT)
     path_p, size_p, root_p = (f'> <{p}> "' for p in props)
     integer = f'"^^<{v.XSD_INTEGER}> .\n'
+    others: list[Any]
+    core = _compiled_reader()
+    if core is not None:  # the same loop, compiled (_nqindex.plain_lines): ~10x faster
+        texts = (head, kind, path_p, size_p, root_p, integer)
+        others, written = core.plain_lines(files, dataset, *(t.encode() for t in texts))
+        return _without_plain(doc, files, others, written)
     plain_literal, root_ok = _PLAIN_LITERAL, _BEP52_ROOT
     out: list[str] = []
-    others: list[Any] = []
+    others = []
     for f in files:
         if type(f) is not dict or not 3 <= len(f) <= 5:
             others.append(f)
@@ -358,12 +364,19 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
             out.append(f'<{iri}{path_p}{path}" .\n<{iri}{size_p}{size}{integer}')
         if root is not None:
             out.append(f'<{iri}{root_p}{root}" .\n')
-    if not out:
+    return _without_plain(doc, files, others, "".join(out).encode("utf-8"))
+
+
+def _without_plain(
+    doc: dict[str, Any], files: list[Any], others: list[Any], lines: bytes
+) -> tuple[dict[str, Any], bytes]:
+    """``doc`` with only the ``others`` of its ``files``, and the plain ones' ``lines``."""
+    if len(others) == len(files):
         return doc, b""
     rest = {key: value for key, value in doc.items() if key != "files"}
     if others:
         rest["files"] = others
-    return rest, "".join(out).encode("utf-8")
+    return rest, lines
 
 
 def _encodable(text: str) -> bool:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import quote
 
 import pyoxigraph
@@ -617,6 +618,8 @@ def test_plain_file_lines_are_the_general_parsers_statements(
     rest, lines = document._plain_file_lines(json.loads(data))
     taken = len(files) - len(rest.get("files", ()))
     event(f"{taken} of {len(files)} plain")
+    with mock.patch.object(document, "_compiled_reader", lambda: None):  # the Python loop
+        assert document._plain_file_lines(json.loads(data)) == (rest, lines)
     for f in files:  # a plain node is a valid file object of the schema
         if document._plain_file_lines({"id": doc["id"], "files": [f]})[1]:
             assert schemas._files_valid({"files": [f]})
