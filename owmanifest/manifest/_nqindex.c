@@ -601,6 +601,9 @@ put(out_t *o, const char *p, size_t n)
     return 1;
 }
 
+/* The keys of a file node, made once (interned, their hashes kept). */
+static PyObject *key_id, *key_type, *key_path, *key_size, *key_root;
+
 /* The UTF-8 of a str that is exactly a str, or NULL (no exception) for anything else. */
 static const char *
 utf8_of(PyObject *value, Py_ssize_t *n)
@@ -704,11 +707,11 @@ plain_lines(PyObject *self, PyObject *args)
         char digits[24];
 
         if (PyDict_CheckExact(f) && (keys = PyDict_GET_SIZE(f)) >= 3 && keys <= 5) {
-            type = PyDict_GetItemString(f, "type");
-            root_value = PyDict_GetItemString(f, "merkleRoot");
-            size_value = PyDict_GetItemString(f, "byteSize");
-            iri = utf8_of(PyDict_GetItemString(f, "id"), &ni);
-            path = utf8_of(PyDict_GetItemString(f, "path"), &np);
+            type = PyDict_GetItemWithError(f, key_type);
+            root_value = PyDict_GetItemWithError(f, key_root);
+            size_value = PyDict_GetItemWithError(f, key_size);
+            iri = utf8_of(PyDict_GetItemWithError(f, key_id), &ni);
+            path = utf8_of(PyDict_GetItemWithError(f, key_path), &np);
             if (root_value)
                 root = utf8_of(root_value, &nr);
             if (size_value && PyLong_CheckExact(size_value))
@@ -781,5 +784,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__nqindex(void)
 {
+    if (!key_id) {
+        key_id = PyUnicode_InternFromString("id");
+        key_type = PyUnicode_InternFromString("type");
+        key_path = PyUnicode_InternFromString("path");
+        key_size = PyUnicode_InternFromString("byteSize");
+        key_root = PyUnicode_InternFromString("merkleRoot");
+        if (!key_id || !key_type || !key_path || !key_size || !key_root)
+            return NULL;
+    }
     return PyModule_Create(&module);
 }
