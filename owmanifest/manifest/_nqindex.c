@@ -455,9 +455,10 @@ group(line_t *body, Py_ssize_t count, const vocab_t *v, PyObject *files, PyObjec
 }
 
 PyDoc_STRVAR(index_doc,
-"index(nquads, type, path, size, root, part, proof, file, integer)\n"
+"index(nquads, more, type, path, size, root, part, proof, file, integer)\n"
 "\n"
-"Read pyoxigraph's N-Quads serialization of a manifest document's statements in one pass.\n"
+"Read pyoxigraph's N-Quads serialization of a manifest document's statements in one pass,\n"
+"with `more` statements in the same form (plain_lines'; b\"\" for none).\n"
 "The vocabulary arguments are bytes: the predicates rdf:type, owm:path, dcat:byteSize,\n"
 "owm:merkleRoot, dcterms:hasPart, sec:proof and the class owm:File, each in <brackets>, and\n"
 "the datatype suffix ^^<xsd:integer>.\n"
@@ -470,24 +471,27 @@ PyDoc_STRVAR(index_doc,
 static PyObject *
 nq_index(PyObject *self, PyObject *args)
 {
-    Py_buffer data;
+    Py_buffer data[2];
     vocab_t v;
     memset(&v, 0, sizeof v);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &data, &v.type, &v.path, &v.size, &v.root,
-                          &v.part, &v.proof, &v.file, &v.integer))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*", &data[0], &data[1], &v.type, &v.path,
+                          &v.size, &v.root, &v.part, &v.proof, &v.file, &v.integer))
         return NULL;
     PyObject *result = NULL, *canonical = NULL, *aside = NULL, *other_bytes = NULL;
     PyObject *files = NULL, *parts = NULL;
     line_t *body = NULL;
     line_t **aside_lines = NULL, **body_refs = NULL, **other = NULL;
     Py_ssize_t n_lines = 0, n_body = 0, n_aside = 0, n_other = 0, n_unique = 0;
-    const char *p = data.buf, *end = p + data.len;
     int ok = 1;
 
-    for (const char *q = p; q < end;) {
-        const char *nl = memchr(q, '\n', (size_t)(end - q));
-        n_lines++;
-        q = nl ? nl + 1 : end;
+    /* the lines of both buffers (pyoxigraph's, then those written by plain_lines) */
+    for (int part = 0; part < 2; part++) {
+        const char *end = (const char *)data[part].buf + data[part].len;
+        for (const char *q = data[part].buf; q < end;) {
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+            n_lines++;
+            q = nl ? nl + 1 : end;
+        }
     }
     body = PyMem_Malloc(sizeof(line_t) * (size_t)(n_lines ? n_lines : 1));
     aside_lines = PyMem_Malloc(sizeof(line_t *) * (size_t)(n_lines ? n_lines : 1));
@@ -498,24 +502,27 @@ nq_index(PyObject *self, PyObject *args)
     /* the aside lines point into `body` too: they are stored from the end of the array */
     Py_BEGIN_ALLOW_THREADS
     Py_ssize_t back = n_lines;
-    for (const char *q = p; q < end && ok;) {
-        const char *nl = memchr(q, '\n', (size_t)(end - q));
-        const char *stop = nl ? nl : end;
-        line_t l = {q, 0, 0, 0, 0, 0};
-        if ((size_t)(stop - q) > UINT32_MAX) {
-            ok = 0;
-            break;
+    for (int part = 0; part < 2 && ok; part++) {
+        const char *end = (const char *)data[part].buf + data[part].len;
+        for (const char *q = data[part].buf; q < end && ok;) {
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+            const char *stop = nl ? nl : end;
+            line_t l = {q, 0, 0, 0, 0, 0};
+            if ((size_t)(stop - q) > UINT32_MAX) {
+                ok = 0;
+                break;
+            }
+            l.n = (uint32_t)(stop - q);
+            if (!parse_line(&l))
+                ok = 0;
+            else if (l.graph || IS(&l, v.proof))
+                body[--back] = l;
+            else if (contains(l.p, l.n, "_:") || contains(l.p, l.n, "<<"))
+                ok = 0; /* blank nodes and triple terms: the usual reading */
+            else
+                body[n_body++] = l;
+            q = nl ? nl + 1 : end;
         }
-        l.n = (uint32_t)(stop - q);
-        if (!parse_line(&l))
-            ok = 0;
-        else if (l.graph || IS(&l, v.proof))
-            body[--back] = l;
-        else if (contains(l.p, l.n, "_:") || contains(l.p, l.n, "<<"))
-            ok = 0; /* blank nodes and triple terms: the usual reading */
-        else
-            body[n_body++] = l;
-        q = nl ? nl + 1 : end;
     }
     if (ok) {
         /* aside lines were stored backwards: their input order is from the end */
@@ -562,7 +569,8 @@ done:
     PyMem_Free(aside_lines);
     PyMem_Free(body_refs);
     PyMem_Free(other);
-    PyBuffer_Release(&data);
+    PyBuffer_Release(&data[0]);
+    PyBuffer_Release(&data[1]);
     PyBuffer_Release(&v.type);
     PyBuffer_Release(&v.path);
     PyBuffer_Release(&v.size);

@@ -2,6 +2,7 @@
 
 def index(
     nquads: bytes,
+    more: bytes,
     type: bytes,
     path: bytes,
     size: bytes,

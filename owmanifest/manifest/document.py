@@ -868,9 +868,7 @@ def index_stream(
         raise RuntimeError("the compiled one pass is not available (see compiled_reader())")
     nquads = ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
     assert nquads is not None
-    if lines:
-        nquads += lines
-    indexed = core.index(nquads, *_INDEX_VOCAB)
+    indexed = core.index(nquads, lines, *_INDEX_VOCAB)  # (lines read where they are)
     del nquads
     if indexed is None:
         return None
