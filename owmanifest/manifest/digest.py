@@ -15,7 +15,7 @@ _LENGTHS = {BEP52: 32, SHA256: 32, "sha1": 20, "btih": 20, "btmh": 32, "rdfc-sha
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Digest:
     """A content address: an algorithm name and the raw digest bytes.
 

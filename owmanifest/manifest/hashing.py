@@ -141,7 +141,7 @@ def sha_extensions() -> bool:
 ProgressCallback = Callable[[int], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileHashes:
     """Everything the engine computes for one file.
 
@@ -166,7 +166,7 @@ class FileHashes:
     sha256: bytes | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _RegionHashes:
     """What a piece-aligned region of a large file contributes (merged in order)."""
 

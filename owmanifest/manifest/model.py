@@ -14,7 +14,7 @@ __all__ = ["DID_KEY_RE", "FileEntry", "Manifest", "ProofInfo"]
 DID_KEY_RE = re.compile(r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     """One file of a dataset.
 
