@@ -293,33 +293,54 @@ BAD_FILES: dict[str, Callable[[Path], None]] = {
 
 
 def _same_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int, planned: bool
-) -> None:
-    """Both engines give the same error for file number 2 gone bad; with ``planned``, after
-    the stat that the plan is made from, else before it."""
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    prepare: Callable[[list[Path]], Callable[[], object]],
+    *,
+    count: int = 4,
+    size: int = 3,
+    bad: int = 2,
+) -> tuple[Any, ...]:
+    """Both engines give the same error for file number ``bad`` (of ``count`` files of
+    ``size`` bytes) gone bad after ``prepare(paths)`` made the call to run (and took whatever
+    stats or plan it takes); returns that error (type, message, expected, observed)."""
     if name == "unreadable" and os.geteuid() == 0:
         pytest.skip("root reads files whatever their mode")
     results = []
     for engine_name in ("compiled", "python"):
         top = tmp_path / engine_name
         top.mkdir()
-        paths = [top / f"f{i}" for i in range(4)]
+        paths = [top / f"f{i}" for i in range(count)]
         for path in paths:
             path.write_bytes(b"a" * size)
-        stats = [os.stat(p) for p in paths] if planned else None
-        BAD_FILES[name](paths[2])
-        got = outcome(
-            engine_name,
-            monkeypatch,
-            functools.partial(hash_files, paths, BLOCK_SIZE, stats=stats),
-        )
+        call = prepare(paths)
+        BAD_FILES[name](paths[bad])
+        got = outcome(engine_name, monkeypatch, call)
         assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
         kind, message, path, expected, observed = got
-        assert path == str(paths[2])
+        assert path == str(paths[bad])
         results.append((kind, message.replace(str(top), "TOP"), expected, observed))
     assert results[0] == results[1]
+    return results[0]
+
+
+def _hash_files_of(planned: bool) -> Callable[[list[Path]], Callable[[], object]]:
+    """hash_files over the paths, with their stats taken now (``planned``) or by it."""
+
+    def prepare(paths: list[Path]) -> Callable[[], object]:
+        stats = [os.stat(p) for p in paths] if planned else None
+        return functools.partial(hash_files, paths, BLOCK_SIZE, stats=stats)
+
+    return prepare
+
+
+def _after_plan_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int, planned: bool
+) -> None:
+    kind = _same_error(tmp_path, monkeypatch, name, _hash_files_of(planned), size=size)[0]
     gone = {"missing", "dangling-link", "directory", "fifo"}  # no regular file there
-    assert issubclass(results[0][0], MissingFileError) == (name in gone)
+    assert issubclass(kind, MissingFileError) == (name in gone)
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
@@ -327,7 +348,7 @@ def _same_error(
 def test_the_same_errors_after_the_plan(
     core: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, size: int
 ) -> None:
-    _same_error(tmp_path, monkeypatch, name, size, planned=True)
+    _after_plan_or_not(tmp_path, monkeypatch, name, size, planned=True)
 
 
 @pytest.mark.parametrize(
@@ -347,7 +368,7 @@ def test_the_same_errors_when_planning(
             "python", monkeypatch, lambda: hash_files([path], BLOCK_SIZE)
         )
         return
-    _same_error(tmp_path, monkeypatch, name, 3, planned=False)
+    _after_plan_or_not(tmp_path, monkeypatch, name, 3, planned=False)
 
 
 @pytest.mark.parametrize("follow", [True, False])
@@ -377,27 +398,13 @@ def test_the_same_errors_in_a_pair(
 ) -> None:
     """Two small files in one batch (read and hashed together with the SHA extensions): the
     file that went bad after the plan, first or second, is the one named, as in Python."""
-    if name == "unreadable" and os.geteuid() == 0:
-        pytest.skip("root reads files whatever their mode")
-    results = []
-    for engine_name in ("compiled", "python"):
-        top = tmp_path / engine_name
-        top.mkdir()
-        paths = [top / "f0", top / "f1"]
-        for path in paths:
-            path.write_bytes(b"a" * 3 * BLOCK_SIZE)
+
+    def prepare(paths: list[Path]) -> Callable[[], object]:
         jobs = [hashing._Job(i, str(p), p.stat().st_size, p.stat().st_mtime_ns) for i, p in
                 enumerate(paths)]  # fmt: skip
-        BAD_FILES[name](paths[bad])
-        got = outcome(
-            engine_name,
-            monkeypatch,
-            functools.partial(hashing._run_task, jobs, BLOCK_SIZE, True, False),
-        )
-        assert isinstance(got, tuple), f"{engine_name} accepted a {name} file"
-        assert got[2] == str(paths[bad])
-        results.append((got[0], got[1].replace(str(top), "TOP"), got[3], got[4]))
-    assert results[0] == results[1]
+        return functools.partial(hashing._run_task, jobs, BLOCK_SIZE, True, False)
+
+    _same_error(tmp_path, monkeypatch, name, prepare, count=2, size=3 * BLOCK_SIZE, bad=bad)
 
 
 def test_a_file_that_shrinks_after_the_open(core: Any, tmp_path: Path) -> None:
