@@ -68,7 +68,10 @@ def _encode_dict(value: Mapping[object, object], out: list[bytes]) -> None:
             raise ValueError(f"duplicate bencode dictionary key {key!r}")
         previous = key
         out += (b"%d:" % len(key), key)
-        _encode(item, out)
+        if type(item) is Encoded:  # most values of a large torrent's file tree
+            out.append(item.data)
+        else:
+            _encode(item, out)
     out.append(b"e")
 
 
@@ -90,7 +93,10 @@ def _encode(value: object, out: list[bytes]) -> None:
     elif isinstance(value, (list, tuple)):
         out.append(b"l")
         for item in value:
-            _encode(item, out)
+            if type(item) is Encoded:  # a large torrent's v1 file list
+                out.append(item.data)
+            else:
+                _encode(item, out)
         out.append(b"e")
     elif isinstance(value, (bytearray, memoryview)):
         raw = bytes(value)

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import math
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,8 +157,17 @@ def _components(path: str) -> list[str]:
     return parts
 
 
-def _sort_key(path: str) -> tuple[bytes, ...]:
-    return tuple(p.encode("utf-8") for p in _components(path))
+# A relative path whose segments are neither empty, "." nor "..", and hold no NUL (what
+# _components accepts, in one match for the common case).
+_PLAIN_PATH = re.compile(r"(?!\.\.?(?:/|\Z))[^/\x00]+(?:/(?!\.\.?(?:/|\Z))[^/\x00]+)*").fullmatch
+
+
+def _sort_key(path: str) -> bytes:
+    """The path's UTF-8 components joined by NUL: in the order of the component lists (NUL is
+    below every byte of a component and never in one), compared in one ``memcmp``."""
+    if not _PLAIN_PATH(path):
+        _components(path)  # raises the reason
+    return path.encode("utf-8").replace(b"/", b"\x00")  # no "/" byte inside a UTF-8 character
 
 
 def _check_piece_length(piece_length: int) -> None:
@@ -229,20 +239,30 @@ def build_torrent_with_hashes(
         raise ValueError(f"not a valid torrent name: {name!r}")
     keyed = sorted(((_sort_key(f.path), f) for f in files), key=operator.itemgetter(0))
     for (a, before), (b, after) in itertools.pairwise(keyed):
-        if a == b[: len(a)]:
+        if b == a or b.startswith(a + b"\x00"):  # the same path, or a file as a directory
             raise ValueError(f"path {after.path!r} collides with {before.path!r}")
     if sum(f.size for f in files) == 0:
         raise UsageError("cannot make a torrent of no data (only empty files, or none)")
 
     tree: dict[bytes, Any] = {}
     layers: dict[bytes, bytes] = {}
-    v1_files: list[Encoded] = []
+    v1_files: list[bytes] = []  # the encoded entries of the v1 "files" list
     v1_pieces: list[bytes] = []
-    for parts, f in keyed:
+    directories: dict[tuple[bytes, ...], tuple[dict[bytes, Any], bytes]] = {}
+    pads: dict[int, bytes] = {}
+    for key, f in keyed:
         _check_hashes(f, piece_length, hybrid)
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
+        parts = key.split(b"\x00")
+        # each directory once: its node in the tree and its components as a bencoded list's
+        # start, shared by its files
+        folder = directories.get(tuple(parts[:-1]))
+        if folder is None:
+            node = tree
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            prefix = b"".join(b"%d:%b" % (len(part), part) for part in parts[:-1])
+            folder = directories[tuple(parts[:-1])] = (node, prefix)
+        node, prefix = folder
         # the per-file entries are encoded here, directly: the same bytes as bencode() of
         # {"": {"length": n, "pieces root": r}} and {"length": n, "path": [...]}, much faster
         entry = b"d0:d6:lengthi%de" % f.size
@@ -252,11 +272,16 @@ def build_torrent_with_hashes(
         if f.size > piece_length and f.hashes.root is not None:
             layers[f.hashes.root] = f.hashes.piece_layer
         if hybrid:
-            path = b"".join(b"%d:%s" % (len(part), part) for part in parts)
-            v1_files.append(Encoded(b"d6:lengthi%de4:pathl%bee" % (f.size, path)))
+            name_part = parts[-1]
+            v1_files.append(
+                b"d6:lengthi%de4:pathl%b%d:%bee" % (f.size, prefix, len(name_part), name_part)
+            )
             pad = -f.size % piece_length
             if pad and len(keyed) > 1:
-                v1_files.append(_pad_entry(pad))
+                padding = pads.get(pad)
+                if padding is None:
+                    padding = pads[pad] = _pad_entry(pad).data
+                v1_files.append(padding)
             v1_pieces.append(f.hashes.v1_pieces or b"")
     if hybrid and len(keyed) == 1:
         # a lone file is followed by no pad file: its last piece is hashed unpadded
@@ -270,7 +295,7 @@ def build_torrent_with_hashes(
         "piece length": piece_length,
     }
     if hybrid:
-        info["files"] = v1_files
+        info["files"] = Encoded(b"l%be" % b"".join(v1_files))
         info["pieces"] = b"".join(v1_pieces)
     if private:
         info["private"] = 1

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from owmanifest.errors import InvalidManifestError, UsageError
 from owmanifest.manifest.bencode import bdecode as _bdecode
@@ -181,20 +183,52 @@ def test_component_order_not_string_order() -> None:
     assert [p for p, _, _ in parsed.files] == ["a/x", "a-b/x", "a.b"]
 
 
-@pytest.mark.parametrize(
-    ("name", "contents"),
-    [
-        ("bad/name", {"a": b"1"}),
-        ("..", {"a": b"1"}),
-        ("ds", {"../a": b"1"}),
-        ("ds", {"/a": b"1"}),
-        ("ds", {"a//b": b"1"}),
-        ("ds", {"a": b"1", "a/b": b"2"}),
-    ],
-)
+BAD_BUILDS: dict[str, tuple[str, dict[str, bytes]]] = {
+    "name-with-slash": ("bad/name", {"a": b"1"}),
+    "name-dotdot": ("..", {"a": b"1"}),
+    "parent-segment": ("ds", {"../a": b"1"}),
+    "inner-parent-segment": ("ds", {"a/../b": b"1"}),
+    "dot-segment": ("ds", {"a/./b": b"1"}),
+    "trailing-dot-segment": ("ds", {"a/.": b"1"}),
+    "absolute": ("ds", {"/a": b"1"}),
+    "empty-segment": ("ds", {"a//b": b"1"}),
+    "trailing-slash": ("ds", {"a/": b"1"}),
+    "empty-path": ("ds", {"": b"1"}),
+    "nul": ("ds", {"a\x00b": b"1"}),
+    "file-is-a-directory": ("ds", {"a": b"1", "a/b": b"2"}),
+    "file-is-a-deeper-directory": ("ds", {"d": b"1", "d/x/y": b"2", "d-x": b"3"}),
+}
+
+
+@pytest.mark.parametrize(("name", "contents"), BAD_BUILDS.values(), ids=BAD_BUILDS.keys())
 def test_build_rejects_bad_names_and_paths(name: str, contents: dict[str, bytes]) -> None:
     with pytest.raises(ValueError):
         build_torrent(name, torrent_files(contents), PL)
+
+
+def test_build_rejects_a_path_twice() -> None:
+    files = torrent_files({"a": b"1"}) * 2
+    with pytest.raises(ValueError, match="collides"):
+        build_torrent("ds", files, PL)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.text(alphabet="ab-./\x01é", min_size=1, max_size=6), min_size=1, max_size=6))
+def test_files_in_component_order_and_no_file_a_directory(paths: set[str]) -> None:
+    """For any paths: refused when one is not a plain relative path or is a directory of
+    another; else listed in the order of their component lists (as bytes)."""
+    parts = {p: p.split("/") for p in paths}
+    bad = any(c in ("", ".", "..") for p in paths for c in parts[p]) or any(
+        a != b and parts[b][: len(parts[a])] == parts[a] for a in paths for b in paths
+    )
+    files = torrent_files(dict.fromkeys(paths, b"x"))
+    if bad:
+        with pytest.raises(ValueError):
+            build_torrent("ds", files, PL)
+        return
+    parsed = parse_torrent(build_torrent("ds", files, PL))
+    expected = sorted(paths, key=lambda p: [c.encode() for c in parts[p]])
+    assert [p for p, _, _ in parsed.files] == expected
 
 
 def test_build_rejects_no_data_and_mismatched_hashes() -> None:
