@@ -242,9 +242,13 @@ def load_document(
         parsed = loads_json(data, source=source)
         _check_context(parsed, source)
         rest, lines = _plain_file_lines(parsed)
-        # Plain file nodes are valid file objects of the schema: the rest is what to check.
+        # Plain file nodes are valid file objects of the schema: the rest is what to check
+        # (with an empty files list where every file was plain).
         try:
-            validate(rest if "files" in rest else {**rest, "files": []}, "manifest", source=source)
+            if rest is parsed:
+                validate(parsed, "manifest", source=source)
+            else:
+                validate({"files": [], **rest}, "manifest", source=source)
         except InvalidManifestError:
             if rest is not parsed:  # the same problem, located in the whole document
                 validate(parsed, "manifest", source=source)

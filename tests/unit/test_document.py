@@ -128,6 +128,8 @@ BAD_JSON: dict[str, bytes] = {
     "context-adds-base": _edit(_ctx("@base", "http://evil.example/")),
     "missing-context": _edit(_del("@context")),
     "missing-version": _edit(_del("version")),
+    "missing-files": _edit(_del("files")),
+    "files-not-a-list": _edit(_set("files", {"id": "https://openworm.org/data/sample#a"})),
     "version-zero": _edit(_set("version", 0)),
     "version-string": _edit(_set("version", "3")),
     "threshold-zero": _edit(_set("threshold", 0)),
@@ -183,6 +185,12 @@ def test_malformed_nquads_is_refused(data: bytes) -> None:
     with pytest.raises(InvalidManifestError):
         doc = load_document(data, source="bad.nq")
         manifest_from_quads(doc.quads, source="bad.nq")
+
+
+@pytest.mark.parametrize("name", ["missing-files", "files-not-a-list"])
+def test_the_schema_refuses_a_manifest_without_its_files_list(name: str) -> None:
+    with pytest.raises(InvalidManifestError, match=r"/files|'files'"):
+        load_document(BAD_JSON[name], source="m.jsonld")
 
 
 def test_error_names_source_and_values() -> None:
