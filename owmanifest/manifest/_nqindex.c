@@ -740,15 +740,11 @@ plain_lines(PyObject *self, PyObject *args)
         }
         int nsize = snprintf(digits, sizeof digits, "%lld", size);
         int ok = put(&o, head.buf, (size_t)head.len) && put(&o, iri, (size_t)ni) &&
-                 put(&o, "> .\n", 4);
-        if (ok && type)
-            ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
-                 put(&o, kind.buf, (size_t)kind.len) && put(&o, iri, (size_t)ni) &&
-                 put(&o, path_p.buf, (size_t)path_p.len);
-        else if (ok)
-            ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
-                 put(&o, path_p.buf, (size_t)path_p.len);
-        ok = ok && put(&o, path, (size_t)np) && put(&o, "\" .\n<", 5) &&
+                 put(&o, "> .\n<", 5) && put(&o, iri, (size_t)ni);
+        if (ok && type) /* (kind ends with the next line's "<") */
+            ok = put(&o, kind.buf, (size_t)kind.len) && put(&o, iri, (size_t)ni);
+        ok = ok && put(&o, path_p.buf, (size_t)path_p.len) && put(&o, path, (size_t)np) &&
+             put(&o, "\" .\n<", 5) &&
              put(&o, iri, (size_t)ni) && put(&o, size_p.buf, (size_t)size_p.len) &&
              put(&o, digits, (size_t)nsize) && put(&o, integer.buf, (size_t)integer.len);
         if (ok && root)

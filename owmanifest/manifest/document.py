@@ -361,11 +361,10 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         ):
             others.append(f)
             continue
-        out.append(f"{head}{iri}> .\n")
+        out.append(f"{head}{iri}> .\n<{iri}")
         if typed:
-            out.append(f'<{iri}{kind}{iri}{path_p}{path}" .\n<{iri}{size_p}{size}{integer}')
-        else:
-            out.append(f'<{iri}{path_p}{path}" .\n<{iri}{size_p}{size}{integer}')
+            out.append(f"{kind}{iri}")  # (kind ends with the next line's "<")
+        out.append(f'{path_p}{path}" .\n<{iri}{size_p}{size}{integer}')
         if root is not None:
             out.append(f'<{iri}{root_p}{root}" .\n')
     return _without_plain(doc, files, others, "".join(out).encode("utf-8"))
