@@ -7,6 +7,7 @@ leaves every other statement as it was, so unknown statements survive and stay s
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -70,12 +71,17 @@ def sign_document(
         from .verify.tree import check_tree
 
         check_tree(manifest, check_directory)
-    new_proof = create_proof(canonical, key, context=v.CONTEXT, created=created or utc_now())
+    digest = hashlib.sha256(canonical).digest()  # once, for signing and the self-check
+    new_proof = create_proof(
+        canonical, key, context=v.CONTEXT, created=created or utc_now(), document_digest=digest
+    )
     if document.format == "json-ld":
         assert document.json is not None
         signed = add_proof_to_jsonld(document.json, new_proof)
         out = dumps(signed)
-        _check_jsonld(out, document.json, signed, canonical, did, manifest.id, document.source)
+        _check_jsonld(
+            out, document.json, signed, canonical, digest, did, manifest.id, document.source
+        )
         return out
     if document.format in ("trig", "n-quads"):
         quads = list(document.quads) + list(proof_graph_quads(new_proof, manifest.id, v.CONTEXT))
@@ -102,7 +108,7 @@ def sign_document(
         raise InvalidManifestError(
             "internal error: the new proof was not found", path=document.source
         )
-    verify_proof(canonical, mine[0])
+    verify_proof(canonical, mine[0], document_digest=digest)
     return out
 
 
@@ -111,6 +117,7 @@ def _check_jsonld(
     before: dict[str, Any],
     signed: dict[str, Any],
     canonical: bytes,
+    digest: bytes,
     did: str,
     manifest_id: str,
     source: str,
@@ -147,7 +154,7 @@ def _check_jsonld(
     _, mine = split_proofs(proof_graph_quads(again["proof"][-1], manifest_id, again["@context"]))
     if len(mine) != 1 or (mine[0].verification_method or "").split("#", 1)[0] != did:
         raise InvalidManifestError("internal error: the new proof was not found", path=source)
-    verify_proof(canonical, mine[0])
+    verify_proof(canonical, mine[0], document_digest=digest)
 
 
 def _proof_json(proof: Any) -> dict[str, Any]:

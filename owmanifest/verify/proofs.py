@@ -314,6 +314,7 @@ def create_proof(
     created: str,
     proof_purpose: str = "assertionMethod",
     proof_id: str | None = None,
+    document_digest: bytes | None = None,
 ) -> dict[str, Any]:
     """Sign a canonical document: the JSON-LD proof object to add to the document's proofs.
 
@@ -328,6 +329,8 @@ def create_proof(
         created: an ``xsd:dateTimeStamp`` (timezone required), e.g. ``2026-01-02T00:00:00Z``.
         proof_purpose: the JSON-LD term of the purpose.
         proof_id: an IRI for the proof (JSON-LD ``id``), if wanted.
+        document_digest: the SHA-256 of ``canonical_document``, when the caller has it (as
+            for :func:`verify_proof`).
 
     Returns:
         ``{"type", ["id"], "cryptosuite", "created", "verificationMethod", "proofPurpose",
@@ -379,7 +382,7 @@ def create_proof(
             observed=" . ".join(sorted(str(q) for q in quads)) or "no statements",
         )
     proof_config = canonical_nquads(quads)
-    signature = key.sign(_hash_data(proof_config, canonical_document))
+    signature = key.sign(_hash_data(proof_config, canonical_document, document_digest))
     return {**options, "proofValue": multibase_encode(signature)}
 
 

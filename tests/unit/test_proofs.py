@@ -173,6 +173,11 @@ def test_the_document_digest_is_what_is_checked() -> None:
     assert verify_proof(CANONICAL, proof, document_digest=digest).signer == ALICE.public_key
     with pytest.raises(SignatureError, match="does not verify"):
         verify_proof(CANONICAL, proof, document_digest=hashlib.sha256(b"other").digest())
+    # a signer that hashed it already: the same proof
+    again = create_proof(
+        CANONICAL, ALICE, context=v.CONTEXT, created=CREATED, document_digest=digest
+    )
+    assert again == create_proof(CANONICAL, ALICE, context=v.CONTEXT, created=CREATED)
 
 
 def test_changed_proof_options_fail() -> None:
