@@ -70,11 +70,11 @@ def choose_piece_length(total_size: int, file_count: int = 1) -> int:
     The rule: the smallest power of two of at least 16 KiB for which the dataset has at most
     2048 pieces (``ceil(total_size / piece_length) <= 2048``), capped at 16 MiB (datasets over
     32 GiB then have more than 2048 pieces). Pad files are not counted. Then, while
-    ``file_count * piece_length > total_size`` and the piece length is over 16 KiB, halve it:
-    in a hybrid torrent every file starts on a piece boundary and its last v1 piece is
+    ``2 * file_count * piece_length > total_size`` and the piece length is over 16 KiB, halve
+    it: in a hybrid torrent every file starts on a piece boundary and its last v1 piece is
     SHA-1'd with zero padding, up to ``file_count * piece_length`` bytes of zeros in all; this
-    keeps the padding no larger than the data (10,000 files of 1-64 KiB: 32 KiB pieces and
-    ~0.16 GB of padding instead of 256 KiB and ~2.3 GB). With one file the second step never
+    keeps the padding no larger than half the data (10,000 files of 1-64 KiB: 16 KiB pieces and
+    ~0.08 GB of padding instead of 256 KiB and ~2.3 GB). With one file the second step never
     applies. See ``docs/adr/0001-bep52-merkle-roots.md``.
 
     Raises:
@@ -87,7 +87,7 @@ def choose_piece_length(total_size: int, file_count: int = 1) -> int:
     piece = MIN_PIECE_LENGTH
     while piece < MAX_PIECE_LENGTH and -(-total_size // piece) > MAX_PIECES:
         piece *= 2
-    while piece > MIN_PIECE_LENGTH and file_count * piece > total_size:
+    while piece > MIN_PIECE_LENGTH and 2 * file_count * piece > total_size:
         piece //= 2
     return piece
 
