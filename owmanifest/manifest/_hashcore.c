@@ -396,52 +396,60 @@ SHANI_DEFINE_TWO(shani_sha1_two, shani1_state, shani1_initial, shani1_blocks1, s
 
 /* The SHA-1 of the last, short piece of each of two files (tails a: na and b: nb bytes, each
  * less than `piece`): zero-padded to `piece` bytes, as a hybrid torrent's pad files make it
- * (padded_*), and as it is (last_*). Both share the tail's whole 64-byte blocks, hashed once;
- * then each goes on from a copy of the state, two messages at a time where both have blocks.
- * za and zb are two buffers of piece + 64 zero bytes, left as they were found. */
+ * (padded_*), and as it is (last_*). Both padded messages are `piece` bytes, so of the same
+ * number of blocks: they are hashed two at a time from start to end, each block of one file's
+ * data alongside a block of the other's data or zeros, and each file's state is kept where its
+ * whole data blocks end, for the unpadded hash. za and zb are two buffers of piece + 64 zero
+ * bytes, left as they were found. */
 SHANI_TARGET static void
 shani_sha1_tails_two(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
                      size_t piece, unsigned char *za, unsigned char *zb, unsigned char *padded_a,
                      unsigned char *last_a, unsigned char *padded_b, unsigned char *last_b)
 {
     unsigned char tail_a[128], tail_b[128];
-    size_t ba = na / 64, bb = nb / 64, both = ba < bb ? ba : bb;
+    size_t ba = na / 64, bb = nb / 64;
     size_t ka = shani_tail(a, na, tail_a), kb = shani_tail(b, nb, tail_b);
-    /* blocks after the shared ones when padded: the rest of the piece, then the padding of a
-     * message of `piece` bytes (a whole number of blocks: 0x80, zeros, its length in bits) */
-    size_t ma = (piece - 64 * ba) / 64 + 1, mb = (piece - 64 * bb) / 64 + 1;
-    size_t more = ma < mb ? ma : mb;
+    /* blocks of a padded message: the piece, then the padding of a message of `piece` bytes
+     * (one block: 0x80, zeros, its length in bits); za/zb hold its blocks from the file's
+     * partial block on */
+    size_t total = piece / 64 + 1, i, run;
     uint64_t bits = (uint64_t)piece * 8;
-    shani1_state s = shani1_initial(), u = s, s2, u2;
-    int i;
+    shani1_state s = shani1_initial(), u = s, s_data = s, u_data = s;
+    int j;
 
-    shani1_blocks2(&s, &u, a, b, both);
-    shani1_blocks1(&s, a + 64 * both, ba - both); /* at most one of these two has blocks */
-    shani1_blocks1(&u, b + 64 * both, bb - both);
-    s2 = s;
-    u2 = u;
-    if (ka == kb) {
-        shani1_blocks2(&s2, &u2, tail_a, tail_b, ka);
-    } else {
-        shani1_blocks1(&s2, tail_a, ka);
-        shani1_blocks1(&u2, tail_b, kb);
-    }
-    shani1_digest(s2, last_a);
-    shani1_digest(u2, last_b);
     memcpy(za, a + 64 * ba, na % 64);
     memcpy(zb, b + 64 * bb, nb % 64);
-    za[64 * (ma - 1)] = zb[64 * (mb - 1)] = 0x80;
-    for (i = 0; i < 8; i++)
-        za[64 * ma - 1 - i] = zb[64 * mb - 1 - i] = (unsigned char)(bits >> (8 * i));
-    shani1_blocks2(&s, &u, za, zb, more);
-    shani1_blocks1(&s, za + 64 * more, ma - more);
-    shani1_blocks1(&u, zb + 64 * more, mb - more);
+    za[64 * (total - ba - 1)] = zb[64 * (total - bb - 1)] = 0x80;
+    for (j = 0; j < 8; j++)
+        za[64 * (total - ba) - 1 - j] = zb[64 * (total - bb) - 1 - j] =
+            (unsigned char)(bits >> (8 * j));
+    for (i = 0; i < total; i += run) {
+        if (i == ba)
+            s_data = s;
+        if (i == bb)
+            u_data = u;
+        run = total - i;
+        if (i < ba && ba - i < run)
+            run = ba - i;
+        if (i < bb && bb - i < run)
+            run = bb - i;
+        shani1_blocks2(&s, &u, i < ba ? a + 64 * i : za + 64 * (i - ba),
+                       i < bb ? b + 64 * i : zb + 64 * (i - bb), run);
+    }
     shani1_digest(s, padded_a);
     shani1_digest(u, padded_b);
+    if (ka == kb) {
+        shani1_blocks2(&s_data, &u_data, tail_a, tail_b, ka);
+    } else {
+        shani1_blocks1(&s_data, tail_a, ka);
+        shani1_blocks1(&u_data, tail_b, kb);
+    }
+    shani1_digest(s_data, last_a);
+    shani1_digest(u_data, last_b);
     memset(za, 0, na % 64);
     memset(zb, 0, nb % 64);
-    memset(za + 64 * (ma - 1), 0, 64);
-    memset(zb + 64 * (mb - 1), 0, 64);
+    memset(za + 64 * (total - ba - 1), 0, 64);
+    memset(zb + 64 * (total - bb - 1), 0, 64);
 }
 
 static int
