@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 __all__ = ["write_atomic"]
@@ -34,7 +33,7 @@ def write_atomic(
     if not overwrite and os.path.lexists(target):
         raise FileExistsError(f"{target} exists")
     # A fresh name, created exclusively: never a file (or a planted link) that already exists.
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, mode)
     try:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +97,8 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     )
     files = None
     if args.only:
+        import fnmatch
+
         files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
         if not files:
             raise UsageError(
@@ -216,6 +215,9 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
         trackers=args.tracker or [],
         peers=args.peer or [],
     )
+    import signal
+    import threading
+
     stop = threading.Event()
 
     def _stop(*_: Any) -> None:

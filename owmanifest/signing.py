@@ -14,10 +14,10 @@ from typing import Any
 from ._gc import paused_gc
 from .errors import InvalidManifestError, UsageError
 from .manifest import vocab as v
-from .manifest.builder import utc_now
 from .manifest.canonical import canonical_nquads
 from .manifest.document import ManifestDocument, load_document, manifest_from_quads, serialize_quads
 from .manifest.jsonld import dumps, loads_json, manifest_to_jsonld
+from .manifest.model import utc_now
 from .verify.keys import PrivateKey
 from .verify.manifest import _read_body
 from .verify.proofs import (

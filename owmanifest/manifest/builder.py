@@ -7,14 +7,13 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .._gc import paused_gc
 from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
-from .model import DID_KEY_RE, FileEntry, Manifest
+from .model import DID_KEY_RE, FileEntry, Manifest, utc_now
 from .paths import STATE_DIR_NAME, check_path, check_paths
 
 __all__ = [
@@ -55,11 +54,6 @@ class BuildResult:
     manifest: Manifest
     torrent: bytes | None
     skipped: tuple[SkippedEntry, ...]
-
-
-def utc_now() -> str:
-    """The current time as an ``xsd:dateTime`` in UTC with second precision."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @paused_gc

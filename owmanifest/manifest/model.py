@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 
 from .digest import Digest
 
-__all__ = ["DID_KEY_RE", "FileEntry", "Manifest", "ProofInfo"]
+__all__ = ["DID_KEY_RE", "FileEntry", "Manifest", "ProofInfo", "utc_now"]
 
 #: An Ed25519 ``did:key`` (multicodec 0xed01, base58btc): the only signer identifiers we accept.
 DID_KEY_RE = re.compile(r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$")
+
+
+def utc_now() -> str:
+    """The current time as an ``xsd:dateTime`` in UTC with second precision."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

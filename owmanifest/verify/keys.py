@@ -28,10 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import nacl.exceptions
-import nacl.pwhash.argon2id as argon2id
-import nacl.secret
 import nacl.signing
-import nacl.utils
 
 from ..errors import KeyFileError, SignatureError, UsageError
 from ..schemas import load_schema, surely_valid
@@ -58,9 +55,11 @@ __all__ = [
 
 KEY_FILE_TYPE: Final = "owmanifest-ed25519-private-key"
 KEY_FILE_VERSION: Final = 1
-#: Argon2id cost of new encrypted key files (libsodium's "moderate": 3 passes, 256 MiB).
-DEFAULT_OPSLIMIT: Final = argon2id.OPSLIMIT_MODERATE
-DEFAULT_MEMLIMIT: Final = argon2id.MEMLIMIT_MODERATE
+#: Argon2id cost of new encrypted key files (libsodium's "moderate": 3 passes, 256 MiB; the
+#: values of ``nacl.pwhash.argon2id.OPSLIMIT_MODERATE``/``MEMLIMIT_MODERATE``, tested, written
+#: out so that reading a public key does not import the password hashing).
+DEFAULT_OPSLIMIT: Final = 3
+DEFAULT_MEMLIMIT: Final = 256 * 1024**2
 #: Bounds accepted in key files (also in the schema): a key file cannot make us spend more.
 MAX_OPSLIMIT: Final = 64
 MAX_MEMLIMIT: Final = 4 * 1024**3
@@ -386,6 +385,10 @@ def is_encrypted_key_file(path: str | os.PathLike[str]) -> bool:
 
 
 def _encrypt(seed: bytes, passphrase: bytes, opslimit: int, memlimit: int) -> dict[str, Any]:
+    import nacl.pwhash.argon2id as argon2id
+    import nacl.secret
+    import nacl.utils
+
     if not isinstance(passphrase, bytes) or not passphrase:
         raise UsageError("the passphrase must be non-empty bytes")
     if not 1 <= opslimit <= MAX_OPSLIMIT:
@@ -412,6 +415,9 @@ def _encrypt(seed: bytes, passphrase: bytes, opslimit: int, memlimit: int) -> di
 
 
 def _decrypt(encrypted: dict[str, Any], passphrase: bytes, where: str) -> bytes:
+    import nacl.pwhash.argon2id as argon2id
+    import nacl.secret
+
     try:
         salt = base64.b64decode(encrypted["salt"], validate=True)
         ciphertext = base64.b64decode(encrypted["ciphertext"], validate=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 from .._atomic import write_atomic
 from .._dirs import state_dir
 from ..errors import RollbackError, UsageError
-from ..manifest.builder import utc_now
 from ..manifest.digest import Digest
 from ..manifest.jsonld import loads_json
+from ..manifest.model import utc_now
 from ..schemas import validate
 from .result import TrustAnchor, VerifiedManifest
 

@@ -16,17 +16,11 @@ from typing import Any
 from .._atomic import write_atomic
 from .._dirs import config_dir
 from ..errors import UsageError
-from ..manifest.model import DID_KEY_RE
+from ..manifest.model import DID_KEY_RE, utc_now
 from .policy import TrustPolicy
 from .trustfile import policy_from_trust_data, read_trust_file
 
 __all__ = ["TrustStore", "default_policy"]
-
-
-def _utc_now() -> str:
-    from ..manifest.builder import utc_now  # only when the store changes (start-up of verify)
-
-    return utc_now()
 
 
 def _check_did(did: str) -> str:
@@ -87,7 +81,7 @@ class TrustStore:
                     pass
                 break
         else:
-            entry = {"id": did, "added": _utc_now()}
+            entry = {"id": did, "added": utc_now()}
             if name is not None:
                 entry["name"] = name
             if datasets:
@@ -113,7 +107,7 @@ class TrustStore:
             if entry["id"] == did:
                 break
         else:
-            entry = {"id": did, "added": _utc_now()}
+            entry = {"id": did, "added": utc_now()}
             doc["keys"].append(entry)
         entry["revoked"] = True
         entry.pop("datasets", None)

@@ -363,6 +363,23 @@ def test_cli_parser_imports_no_heavy_module() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_verify_imports_only_what_it_uses() -> None:
+    # verify's start-up is a fixed cost per run; these are not needed to check a manifest
+    from .fixtures import ASSETS, DIDS
+
+    code = (
+        "import sys, owmanifest.cli as c; "
+        f"rc = c.main(['verify', {str(ASSETS / 'signed.jsonld')!r}, {str(ASSETS / 'dataset')!r}, "
+        f"'--trust', {DIDS['alice']!r}, '--trust', {DIDS['bob']!r}, '--no-state', '-q']); "
+        "unused = ('nacl.pwhash', 'nacl.secret', 'multiprocessing', 'jsonschema', 'libtorrent', "
+        "'rdflib', 'secrets', 'signal', 'owmanifest.verify.hashcache', "
+        "'owmanifest.manifest.builder', 'owmanifest.manifest.torrent'); "
+        "print(rc, sorted(m for m in sys.modules if m in unused))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0 []"
+
+
 def test_a_large_manifest_round_trips() -> None:
     import dataclasses
 

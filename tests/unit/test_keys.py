@@ -379,3 +379,9 @@ def test_unreadable_key_file(tmp_path: Path) -> None:
         read_key_file(tmp_path / "absent.key")
     with pytest.raises(KeyFileError, match="cannot read"):
         is_encrypted_key_file(tmp_path / "absent.key")
+
+
+def test_default_key_encryption_cost_is_libsodiums_moderate() -> None:
+    # written out in keys.py so that reading public keys does not import nacl.pwhash
+    assert keys.DEFAULT_OPSLIMIT == argon2id.OPSLIMIT_MODERATE
+    assert keys.DEFAULT_MEMLIMIT == argon2id.MEMLIMIT_MODERATE
