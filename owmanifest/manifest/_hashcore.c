@@ -1002,16 +1002,111 @@ read_whole(const job_t *job, unsigned char *buf, int *err, long long *observed)
     return close_job(fd, job, job->size - fill, err, observed);
 }
 
-/* Hash messages two at a time (a lone last one with itself: it costs what one alone does). */
+#ifdef HAVE_SHANI_CODE
+/* One of the two messages being hashed together: its whole blocks, then its padded end. */
+struct lane {
+    const struct message *m;
+    const unsigned char *p; /* the next block */
+    size_t left;            /* blocks left in the current part */
+    int in_tail;
+    unsigned char tail[128];
+    size_t tail_blocks;
+};
+
+static void
+lane_load(struct lane *l, const struct message *m)
+{
+    l->m = m;
+    l->p = m->p;
+    l->left = m->n / 64;
+    l->tail_blocks = shani_tail(m->p, m->n, l->tail);
+    l->in_tail = 0;
+    if (l->left == 0) {
+        l->p = l->tail;
+        l->left = l->tail_blocks;
+        l->in_tail = 1;
+    }
+}
+
+/* After `run` blocks of the lane were hashed; returns whether its message is done. */
+static int
+lane_advance(struct lane *l, size_t run)
+{
+    l->p += 64 * run;
+    l->left -= run;
+    if (l->left)
+        return 0;
+    if (l->in_tail)
+        return 1;
+    l->p = l->tail;
+    l->left = l->tail_blocks;
+    l->in_tail = 1;
+    return 0;
+}
+
+/* Defines `name`(m, count): the digests of `count` messages of any lengths, two blocks at a
+ * time from two lanes; a lane whose message ends takes the next one, so only the end of the
+ * last message is hashed alone. */
+#define SHANI_DEFINE_MANY(name, state_t, initial, blocks1, blocks2, digest)                     \
+    SHANI_TARGET static void name(const struct message *m, size_t count)                        \
+    {                                                                                           \
+        struct lane l[2];                                                                       \
+        state_t s[2];                                                                           \
+        size_t next = 0, run;                                                                   \
+        int k, active = 0;                                                                      \
+                                                                                                \
+        for (k = 0; k < 2 && next < count; k++) {                                               \
+            lane_load(&l[k], &m[next++]);                                                       \
+            s[k] = initial();                                                                   \
+            active |= 1 << k;                                                                   \
+        }                                                                                       \
+        while (active == 3) {                                                                   \
+            run = l[0].left < l[1].left ? l[0].left : l[1].left;                                \
+            blocks2(&s[0], &s[1], l[0].p, l[1].p, run);                                         \
+            for (k = 0; k < 2; k++) {                                                           \
+                if (!lane_advance(&l[k], run))                                                  \
+                    continue;                                                                   \
+                digest(s[k], l[k].m->out);                                                      \
+                if (next < count) {                                                             \
+                    lane_load(&l[k], &m[next++]);                                               \
+                    s[k] = initial();                                                           \
+                } else {                                                                        \
+                    active &= ~(1 << k);                                                        \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        for (k = 0; k < 2; k++) {                                                               \
+            if (!(active >> k & 1))                                                             \
+                continue;                                                                       \
+            do {                                                                                \
+                run = l[k].left;                                                                \
+                blocks1(&s[k], l[k].p, run);                                                    \
+            } while (!lane_advance(&l[k], run));                                                \
+            digest(s[k], l[k].m->out);                                                          \
+        }                                                                                       \
+    }
+
+SHANI_DEFINE_MANY(shani_sha256_many, shani_state, shani_initial, shani_blocks1, shani_blocks2,
+                  shani_digest)
+SHANI_DEFINE_MANY(shani_sha1_many, shani1_state, shani1_initial, shani1_blocks1, shani1_blocks2,
+                  shani1_digest)
+#endif
+
+/* Hash messages two at a time with the SHA extensions (in two lanes, each taking the next
+ * message when its own ends), else one after the other. */
 static void
 digest_messages(int which, const struct message *m, size_t count)
 {
     size_t i;
 
-    for (i = 0; i < count; i += 2) {
-        const struct message *other = i + 1 < count ? &m[i + 1] : &m[i];
-        digest_two(which, m[i].p, m[i].n, other->p, other->n, m[i].out, other->out);
+#ifdef HAVE_SHANI_CODE
+    if (use_shani) {
+        (which == 256 ? shani_sha256_many : shani_sha1_many)(m, count);
+        return;
     }
+#endif
+    for (i = 0; i < count; i++)
+        openssl_digest(which, m[i].p, m[i].n, m[i].out);
 }
 
 /* The messages of `count` files (data[k], sizes[k]) cut in lengths of `unit`: the whole ones
