@@ -110,8 +110,7 @@ def scan_directory(
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append((Path(entry.path), rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
-                    check_path(rel, source=entry.path)
-                    candidates.append((rel, entry.path))
+                    candidates.append((rel, entry.path))  # its path is checked below
                 else:
                     skip(rel, "not a regular file")
             except OSError as exc:
@@ -141,7 +140,12 @@ def scan_directory(
         for (rel, local), size, mtime in zip(candidates, sizes, mtimes, strict=True)
     ]
     files.sort(key=lambda f: f.path)
-    check_paths((f.path for f in files), source=str(root))
+    try:
+        check_paths([f.path for f in files], source=str(root))
+    except PathError:
+        for f in files:  # a bad path is reported as the file it names
+            check_path(f.path, source=f.local)
+        raise
     skipped.sort(key=lambda s: s.path)
     return files, skipped
 

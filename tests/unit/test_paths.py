@@ -67,6 +67,14 @@ BAD_SETS = {
     "case-collision-nested": ["d/File", "d/file"],
     "file-and-dir": ["a", "a/b"],
     "file-and-dir-by-case": ["A", "a/b"],
+    "file-and-dir-deeper": ["a", "b", "a/c/d"],
+    "dir-by-case-deeper": ["x/A", "x/a/c/d"],
+    # one simple path per line would read these as several good ones
+    "line-feed": ["a\nb"],
+    "line-feed-doubling": ["a\na"],
+    "line-feed-among-others": ["c", "a\nb"],
+    "dot-segment-last": ["x", "a/."],
+    "drive-second": ["x", "C:y"],
 }
 
 
@@ -122,7 +130,9 @@ def _reference_check_paths(paths: list[str]) -> None:
 @settings(max_examples=1000, deadline=None)
 @given(
     st.lists(
-        st.lists(st.sampled_from(["a", "A", "b", "/", "é", "É", "."]), max_size=5).map("".join),
+        st.lists(
+            st.sampled_from(["a", "A", "b", "/", "é", "É", ".", "\n", ":", "C"]), max_size=5
+        ).map("".join),
         max_size=6,
     )
 )
