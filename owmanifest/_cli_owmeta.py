@@ -30,7 +30,7 @@ def cmd_import_index(args: argparse.Namespace, out: Any) -> int:
     from .integrations.owmeta_index import import_index
     from .manifest.digest import Digest
     from .manifest.document import detect_format, load_document, serialize_quads
-    from .manifest.jsonld import dumps, manifest_to_jsonld
+    from .manifest.jsonld import manifest_json
 
     target = Path(args.output)
     fmt = detect_format(str(target))
@@ -67,7 +67,7 @@ def cmd_import_index(args: argparse.Namespace, out: Any) -> int:
         if args.verbose:
             out.status(True, f"{path}: {entry.bundle_id} version {entry.version} matches the index")
     m = result.build.manifest
-    data = dumps(manifest_to_jsonld(m))
+    data = manifest_json(m)
     if fmt != "json-ld":
         data = serialize_quads(list(load_document(data, source=str(target)).quads), fmt)
     if result.build.torrent is not None:

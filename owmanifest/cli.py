@@ -296,7 +296,7 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     from .manifest.builder import build_manifest
     from .manifest.digest import Digest
     from .manifest.document import detect_format, serialize_quads
-    from .manifest.jsonld import dumps, manifest_to_jsonld
+    from .manifest.jsonld import manifest_json
 
     target = Path(args.output)
     fmt = args.format or detect_format(str(target))
@@ -347,8 +347,7 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         bar.close()
     for skipped in result.skipped:
         out.info(f"skipped: {skipped}")
-    doc = manifest_to_jsonld(result.manifest)
-    data = dumps(doc)
+    data = manifest_json(result.manifest)
     if fmt != "json-ld":
         from .manifest.document import load_document
 

@@ -9,6 +9,7 @@ cases and on generated inputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -30,7 +31,14 @@ from owmanifest.errors import InvalidManifestError
 from owmanifest.manifest import canonical, document
 from owmanifest.manifest.bencode import bencode
 from owmanifest.manifest.hashing import FileHasher, hash_file, hash_files
-from owmanifest.manifest.jsonld import _nesting_exceeds, dumps, file_iri, loads_json
+from owmanifest.manifest.jsonld import (
+    _nesting_exceeds,
+    dumps,
+    file_iri,
+    loads_json,
+    manifest_json,
+    manifest_to_jsonld,
+)
 from owmanifest.manifest.model import FileEntry
 from owmanifest.manifest.torrent import (
     MIN_PIECE_LENGTH,
@@ -184,6 +192,34 @@ def test_dumps_is_json_dumps_indent_2(document: dict[str, Any], files: list[Any]
 def test_dumps_of_a_manifest() -> None:
     doc = json.loads(doc_bytes())
     assert dumps(doc) == (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=6),
+            st.integers(0, 2**63),
+            st.binary(min_size=32, max_size=32),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["https://openworm.org/data/x", 'urn:x:\u00e9"q', "https://h/p?q=1"]),
+)
+def test_manifest_json_is_dumps_of_manifest_to_jsonld(
+    files: list[tuple[str, int, bytes]], dataset_id: str
+) -> None:
+    # any path text (quotes, backslashes, controls, non-ASCII), empty files without a root
+    from owmanifest.manifest.digest import Digest
+
+    from .test_document import sample_manifest
+
+    entries = tuple(
+        FileEntry(path, size, None if size == 0 else Digest("bep52", root))
+        for path, size, root in files
+    )
+    m = dataclasses.replace(sample_manifest(), id=dataset_id, files=entries)
+    assert manifest_json(m) == dumps(manifest_to_jsonld(m))
 
 
 # --- canonical N-Quads without blank nodes ------------------------------------------------------
