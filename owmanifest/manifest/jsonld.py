@@ -227,8 +227,11 @@ def _nesting_exceeds(data: bytes, limit: int) -> bool:
     become +1/-1 bytes and their running sum is checked a chunk at a time.
     """
     if b"\\" not in data:
-        # no escapes: every other quote ends a string
-        outside = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[0::2])
+        # no escapes: every other quote ends a string. Two quotes with nothing left between
+        # them (a string without brackets, or nothing outside between two strings) go first,
+        # keeping what is outside the same: a list of every string would be ~95 % of the cost
+        quotes = data.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+        outside = b"".join(quotes.split(b'"')[0::2])
     else:
         outside = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
     steps = memoryview(outside.translate(_DEPTH_STEPS)).cast("b")

@@ -157,6 +157,13 @@ def test_nesting_check_matches_a_character_scan(text: str, limit: int) -> None:
     assert _nesting_exceeds(text.encode("utf-8"), limit) == _reference_nesting(text, limit)
 
 
+@SETTINGS
+@given(st.text(alphabet='[]{}""a', max_size=60), st.integers(0, 6))
+def test_nesting_check_without_escapes(text: str, limit: int) -> None:
+    # the path for text without a backslash, where runs of quotes are dropped first
+    assert _nesting_exceeds(text.encode("utf-8"), limit) == _reference_nesting(text, limit)
+
+
 def test_nesting_check_across_chunks() -> None:
     deep = b"[" * 33 + b"]" * 33
     assert _nesting_exceeds(b" " * (3 << 20) + deep, 32)
