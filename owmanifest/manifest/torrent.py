@@ -30,7 +30,6 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import InvalidManifestError, UsageError
 from .bencode import BValue, Encoded, bdecode_dict, bencode
@@ -244,35 +243,40 @@ def build_torrent_with_hashes(
     if sum(f.size for f in files) == 0:
         raise UsageError("cannot make a torrent of no data (only empty files, or none)")
 
-    tree: dict[bytes, Any] = {}
+    # The file tree is written as it is walked: the files in component order are the tree's
+    # depth-first order with each dictionary's keys sorted as bencode sorts them (NUL, between
+    # components, is below every byte of one), so each file closes the directories it leaves
+    # and opens those it enters. The same bytes as bencode() of nested dictionaries, without
+    # them (10,000 files: a third of the time).
+    tree: list[bytes] = [b"d"]
     layers: dict[bytes, bytes] = {}
     v1_files: list[bytes] = []  # the encoded entries of the v1 "files" list
     v1_pieces: list[bytes] = []
-    directories: dict[tuple[bytes, ...], tuple[dict[bytes, Any], bytes]] = {}
     pads: dict[int, bytes] = {}
+    folder: list[bytes] = []  # the directory of the previous file, as components
+    prefix = b""  # its components as the start of a bencoded list, for the v1 entries
     for key, f in keyed:
         _check_hashes(f, piece_length, hybrid)
-        parts = key.split(b"\x00")
-        # each directory once: its node in the tree and its components as a bencoded list's
-        # start, shared by its files
-        folder = directories.get(tuple(parts[:-1]))
-        if folder is None:
-            node = tree
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            prefix = b"".join(b"%d:%b" % (len(part), part) for part in parts[:-1])
-            folder = directories[tuple(parts[:-1])] = (node, prefix)
-        node, prefix = folder
-        # the per-file entries are encoded here, directly: the same bytes as bencode() of
-        # {"": {"length": n, "pieces root": r}} and {"length": n, "path": [...]}, much faster
-        entry = b"d0:d6:lengthi%de" % f.size
-        if f.hashes.root is not None:
-            entry += b"11:pieces root32:" + f.hashes.root
-        node[parts[-1]] = Encoded(entry + b"ee")
-        if f.size > piece_length and f.hashes.root is not None:
-            layers[f.hashes.root] = f.hashes.piece_layer
+        *parts, name_part = key.split(b"\x00")
+        if parts != folder:
+            same = 0
+            while same < len(folder) and same < len(parts) and folder[same] == parts[same]:
+                same += 1
+            tree.append(b"e" * (len(folder) - same))
+            tree.extend(b"%d:%bd" % (len(part), part) for part in parts[same:])
+            folder = parts
+            prefix = b"".join(b"%d:%b" % (len(part), part) for part in parts)
+        root = f.hashes.root
+        if root is not None:
+            tree.append(
+                b"%d:%bd0:d6:lengthi%de11:pieces root32:%bee"
+                % (len(name_part), name_part, f.size, root)
+            )
+            if f.size > piece_length:
+                layers[root] = f.hashes.piece_layer
+        else:
+            tree.append(b"%d:%bd0:d6:lengthi%deee" % (len(name_part), name_part, f.size))
         if hybrid:
-            name_part = parts[-1]
             v1_files.append(
                 b"d6:lengthi%de4:pathl%b%d:%bee" % (f.size, prefix, len(name_part), name_part)
             )
@@ -283,13 +287,14 @@ def build_torrent_with_hashes(
                     padding = pads[pad] = _pad_entry(pad).data
                 v1_files.append(padding)
             v1_pieces.append(f.hashes.v1_pieces or b"")
+    tree.append(b"e" * (len(folder) + 1))
     if hybrid and len(keyed) == 1:
         # a lone file is followed by no pad file: its last piece is hashed unpadded
         only = keyed[0][1].hashes
         v1_pieces = [(only.v1_pieces or b"")[:-_SHA1_SIZE] + (only.v1_last_unpadded or b"")]
 
     info: dict[str, object] = {
-        "file tree": tree,
+        "file tree": Encoded(b"".join(tree)),
         "meta version": 2,
         "name": name,
         "piece length": piece_length,
@@ -304,7 +309,14 @@ def build_torrent_with_hashes(
         v1=hashlib.sha1(encoded_info).hexdigest() if hybrid else None,
         v2=hashlib.sha256(encoded_info).hexdigest(),
     )
-    torrent: dict[str, object] = {"info": Encoded(encoded_info), "piece layers": layers}
+    # "piece layers" written directly too: bencode() of the dictionary, ~3x faster
+    piece_layers = b"".join(
+        [b"32:%b%d:%b" % (root, len(layer), layer) for root, layer in sorted(layers.items())]
+    )
+    torrent: dict[str, object] = {
+        "info": Encoded(encoded_info),
+        "piece layers": Encoded(b"d%be" % piece_layers),
+    }
     if trackers:
         torrent["announce"] = trackers[0]
         if len(trackers) > 1:
