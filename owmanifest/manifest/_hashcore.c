@@ -48,8 +48,10 @@
 
 #ifdef __APPLE__
 #define MTIME_NS(st) ((long long)(st).st_mtimespec.tv_sec * 1000000000LL + (st).st_mtimespec.tv_nsec)
+#define CTIME_NS(st) ((long long)(st).st_ctimespec.tv_sec * 1000000000LL + (st).st_ctimespec.tv_nsec)
 #else
 #define MTIME_NS(st) ((long long)(st).st_mtim.tv_sec * 1000000000LL + (st).st_mtim.tv_nsec)
+#define CTIME_NS(st) ((long long)(st).st_ctim.tv_sec * 1000000000LL + (st).st_ctim.tv_nsec)
 #endif
 
 /* --- OpenSSL's low-level digest API -------------------------------------------------------- */
@@ -1439,23 +1441,37 @@ end:
 }
 
 PyDoc_STRVAR(stat_files_doc,
-"stat_files(paths, follow_symlinks) -> (sizes, mtimes_ns, error)\n\n"
+"stat_files(paths, follow_symlinks, keys=False) -> (sizes, mtimes_ns, error[, keys])\n\n"
 "stat() (or, without follow_symlinks, lstat()) each path (str or bytes), with the GIL\n"
 "released. error is None, or\n"
 "(index, kind, errno) for the first path that is missing (kind 1), cannot be stat-ed (2) or\n"
-"is not a regular file (3); the lists then stop before it.");
+"is not a regular file (3); the lists then stop before it. With keys, also each file's\n"
+"(size, mtime_ns, ctime_ns, inode, device) packed as little-endian 64-bit integers\n"
+"(struct format '<qqqQQ'), 40 bytes a file.");
+
+/* x as 8 little-endian bytes at p */
+static void
+put_le64(unsigned char *p, unsigned long long x)
+{
+    int i;
+
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
+}
 
 static PyObject *
 stat_files(PyObject *self, PyObject *args)
 {
     PyObject *arg, *seq, *sizes = NULL, *mtimes = NULL, *error = Py_None, *out = NULL;
+    PyObject *keys = NULL;
     PyObject **encoded = NULL;
     long long *values = NULL;
     Py_ssize_t count, i, done = 0;
-    int status = OK, err = 0, follow;
+    int status = OK, err = 0, follow, want_keys = 0;
+    unsigned char *packed = NULL;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "Op", &arg, &follow))
+    if (!PyArg_ParseTuple(args, "Op|p", &arg, &follow, &want_keys))
         return NULL;
     seq = PySequence_Fast(arg, "paths must be a sequence");
     if (seq == NULL)
@@ -1463,7 +1479,9 @@ stat_files(PyObject *self, PyObject *args)
     count = PySequence_Fast_GET_SIZE(seq);
     encoded = PyMem_Calloc((size_t)count + 1, sizeof *encoded);
     values = PyMem_Calloc(2 * (size_t)count + 1, sizeof *values);
-    if (encoded == NULL || values == NULL) {
+    if (want_keys)
+        packed = PyMem_Calloc(40 * (size_t)count + 1, 1);
+    if (encoded == NULL || values == NULL || (want_keys && packed == NULL)) {
         PyErr_NoMemory();
         goto end;
     }
@@ -1486,6 +1504,15 @@ stat_files(PyObject *self, PyObject *args)
         }
         values[2 * done] = (long long)st.st_size;
         values[2 * done + 1] = MTIME_NS(st);
+        if (packed != NULL) {
+            unsigned char *p = packed + 40 * done;
+
+            put_le64(p, (unsigned long long)(long long)st.st_size);
+            put_le64(p + 8, (unsigned long long)MTIME_NS(st));
+            put_le64(p + 16, (unsigned long long)CTIME_NS(st));
+            put_le64(p + 24, (unsigned long long)st.st_ino);
+            put_le64(p + 32, (unsigned long long)st.st_dev);
+        }
     }
     Py_END_ALLOW_THREADS
     sizes = PyList_New(done);
@@ -1503,6 +1530,9 @@ stat_files(PyObject *self, PyObject *args)
         PyList_SET_ITEM(sizes, i, size);
         PyList_SET_ITEM(mtimes, i, mtime);
     }
+    if (packed != NULL &&
+        (keys = PyBytes_FromStringAndSize((const char *)packed, 40 * done)) == NULL)
+        goto end;
     if (status != OK) {
         error = Py_BuildValue("(nii)", done, status, err);
         if (error == NULL)
@@ -1510,17 +1540,22 @@ stat_files(PyObject *self, PyObject *args)
     } else {
         Py_INCREF(error);
     }
-    out = Py_BuildValue("(NNN)", sizes, mtimes, error);
-    sizes = mtimes = NULL;
+    if (keys != NULL)
+        out = Py_BuildValue("(NNNN)", sizes, mtimes, error, keys);
+    else
+        out = Py_BuildValue("(NNN)", sizes, mtimes, error);
+    sizes = mtimes = keys = NULL;
 end:
     Py_XDECREF(sizes);
     Py_XDECREF(mtimes);
+    Py_XDECREF(keys);
     if (encoded != NULL) {
         for (i = 0; i < count; i++)
             Py_XDECREF(encoded[i]);
         PyMem_Free(encoded);
     }
     PyMem_Free(values);
+    PyMem_Free(packed);
     Py_DECREF(seq);
     return out;
 }

@@ -34,6 +34,7 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -62,6 +63,7 @@ __all__ = [
     "hash_file",
     "hash_files",
     "stat_files",
+    "stat_keys",
 ]
 
 READ_SIZE = 4 * 1024 * 1024
@@ -842,6 +844,36 @@ def stat_files(
         index, kind, errno = error
         raise _core_error(names[index], kind, errno, "stat")
     return FileStats(sizes, mtimes)
+
+
+STAT_KEY_FORMAT = "<qqqQQ"
+"""The :mod:`struct` format of one file's entry in :func:`stat_keys`: size, mtime_ns, ctime_ns,
+inode, device."""
+
+
+def stat_keys(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = True) -> bytes:
+    """Each file's (size, mtime_ns, ctime_ns, inode, device), packed with
+    :data:`STAT_KEY_FORMAT` (40 bytes a file, in the order of ``paths``): what ``verify --fast``
+    fingerprints, taken in one compiled pass where the core is built. Each must be a regular
+    file; without ``follow_symlinks``, a symbolic link is not one.
+
+    Raises:
+        MissingFileError: the first file that does not exist or is not a regular file.
+        FileVerificationError: the first file that cannot be examined.
+    """
+    names = _names(paths)
+    core = _core()
+    if core is None:
+        pack = struct.Struct(STAT_KEY_FORMAT).pack
+        stats = [_stat(name, follow_symlinks) for name in names]
+        return b"".join(
+            [pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) for st in stats]
+        )
+    _, _, error, keys = core.stat_files(names, follow_symlinks, True)
+    if error is not None:
+        index, kind, errno = error
+        raise _core_error(names[index], kind, errno, "stat")
+    return bytes(keys)
 
 
 def _run_parallel(

@@ -12,6 +12,14 @@ The cache is one JSON file per (dataset id, directory) in the state directory
 is read and replaced atomically when it is written. It holds no secret, but whoever can write
 it can make ``--fast`` skip files: it lives in the per-user state directory (mode 0700), and
 ``--fast`` is an explicit choice to trust the local file system's metadata.
+
+When every file of the dataset verified (by hashing or from the cache), a second, small file
+records a fingerprint of the whole tree (``hashcache-tree.schema.json``): the SHA-256 of the
+dataset id, the directory, every manifest path and expected root, and every file's stat fields
+as above. When the same fingerprint comes out again, the tree is trusted as a whole: one
+compiled stat pass and one hash, without reading the per-file cache or comparing file by file.
+It trusts exactly what the per-file cache would (every file's five fields and root unchanged);
+any difference falls back to the per-file cache.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,7 +39,7 @@ from .._dirs import state_dir
 from ..errors import Error, UsageError
 from ..manifest.model import FileEntry
 
-__all__ = ["HashCache", "StatKey", "stat_key"]
+__all__ = ["HashCache", "StatKey", "stat_key", "tree_fingerprint"]
 
 _TYPE = "owmanifest-hashcache"
 _VERSION = 1
@@ -43,6 +51,25 @@ StatKey = tuple[int, int, int, int, int]
 def stat_key(st: os.stat_result) -> StatKey:
     """The fields of ``st`` that the cache compares."""
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+_TREE_TYPE = "owmanifest-hashcache-tree"
+_EMPTY_ROOT = bytes(32)
+
+
+def tree_fingerprint(
+    dataset_id: str, directory: str, entries: Sequence[FileEntry], keys: bytes
+) -> str:
+    """The fingerprint of a tree: ``entries`` (every file of the manifest, in its order) and
+    ``keys``, their stat fields packed as :func:`owmanifest.manifest.hashing.stat_keys` packs
+    them. Paths hold no NUL; roots and keys have fixed sizes."""
+    head = f"{_TREE_TYPE}\0{dataset_id}\0{directory}\0{len(entries)}\0"
+    digest = hashlib.sha256(head.encode("utf-8", "surrogatepass"))
+    digest.update("\0".join([e.path for e in entries]).encode("utf-8", "surrogatepass"))
+    digest.update(b"\0\0")
+    digest.update(b"".join([_EMPTY_ROOT if e.root is None else e.root.value for e in entries]))
+    digest.update(keys)
+    return "sha256:" + digest.hexdigest()
 
 
 @cache
@@ -158,6 +185,49 @@ class HashCache:
         for path in paths:
             if self.files.pop(path, None) is not None:
                 self.changed = True
+
+    @property
+    def tree_path(self) -> Path:
+        """The file of the whole tree's fingerprint, next to the per-file cache."""
+        return self.path.with_name(self.path.stem + ".tree.json")
+
+    @classmethod
+    def load_tree(cls, dataset_id: str, directory: str | os.PathLike[str]) -> str | None:
+        """The fingerprint recorded for the whole tree, or ``None`` (missing or unusable: never
+        raises for the file's content)."""
+        from ..schemas import surely_valid
+
+        path, resolved = cls.location(dataset_id, directory)
+        try:
+            doc = json.loads(path.with_name(path.stem + ".tree.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not surely_valid(doc, "hashcache-tree"):
+            return None  # (the schema's fast path accepts every document save_tree writes)
+        if doc["dataset"] != dataset_id or doc["directory"] != resolved:
+            return None
+        fingerprint: str = doc["fingerprint"]
+        return fingerprint
+
+    def save_tree(self, fingerprint: str | None) -> None:
+        """Record the whole tree's fingerprint (``None``: remove it), atomically, mode 0600.
+
+        Raises:
+            OSError: the state directory cannot be written.
+        """
+        if fingerprint is None:
+            self.tree_path.unlink(missing_ok=True)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        doc = {
+            "type": _TREE_TYPE,
+            "version": _VERSION,
+            "dataset": self.dataset_id,
+            "directory": self.directory,
+            "fingerprint": fingerprint,
+        }
+        data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        write_atomic(self.tree_path, data + b"\n", mode=0o600)
 
     def save(self) -> None:
         """Write the cache atomically (mode 0600, in a 0700 directory), if anything changed.

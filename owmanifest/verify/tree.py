@@ -48,9 +48,14 @@ def _update_cache(
     hashed: Sequence[FileEntry],
     before: dict[str, os.stat_result],
     problems: Sequence[FileProblem],
+    whole: Sequence[FileEntry] | None,
 ) -> None:
-    """Record the files that were hashed and verified, if unchanged since they were listed."""
-    from .hashcache import stat_key
+    """Record the files that were hashed and verified, if unchanged since they were listed;
+    with ``whole`` (every file of the manifest, all verified), the tree's fingerprint too."""
+    import struct
+
+    from ..manifest.hashing import STAT_KEY_FORMAT
+    from .hashcache import stat_key, tree_fingerprint
 
     unchanged = []
     for entry in hashed:
@@ -62,8 +67,35 @@ def _update_cache(
             unchanged.append((entry, after))
     cache.forget(p.path for p in problems)
     cache.record(unchanged)
+    fingerprint = None
+    if whole is not None and not problems:
+        # the stat fields each file verified with (a file that changed while it was hashed
+        # is not in the cache: then no fingerprint)
+        known = [cache.files.get(entry.path) for entry in whole]
+        if all(k is not None for k in known):
+            pack = struct.Struct(STAT_KEY_FORMAT).pack
+            keys = b"".join([pack(*k[0]) for k in known if k is not None])
+            fingerprint = tree_fingerprint(cache.dataset_id, cache.directory, whole, keys)
     with contextlib.suppress(OSError):  # an unwritable cache only means hashing next time
         cache.save()
+        cache.save_tree(fingerprint)
+
+
+def _tree_unchanged(manifest: Manifest, root: Path, prefix: str) -> bool:
+    """Whether the whole tree has the fingerprint recorded when all of it last verified here
+    (``verify --fast``; :mod:`owmanifest.verify.hashcache`)."""
+    from ..manifest.hashing import stat_keys
+    from .hashcache import HashCache, tree_fingerprint
+
+    recorded = HashCache.load_tree(manifest.id, root)
+    if recorded is None:
+        return False
+    try:
+        keys = stat_keys([prefix + e.path for e in manifest.files], follow_symlinks=False)
+    except FileVerificationError:
+        return False
+    _, directory = HashCache.location(manifest.id, root)
+    return tree_fingerprint(manifest.id, directory, manifest.files, keys) == recorded
 
 
 def verify_tree(
@@ -148,14 +180,18 @@ def check_tree(
     entries = tuple(manifest.files if files is None else files)
     problems: list[FileProblem] = []
     cache = None
+    base = os.fspath(root)
+    prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
+    if fast and files is None and _tree_unchanged(manifest, root, prefix):
+        if progress is not None:
+            progress(sum(entry.size for entry in entries))
+        return _report(root, manifest, entries, [], strict, files)
     if fast:  # the cache's module only then (start-up time of every other verify)
         from .hashcache import HashCache
 
         cache = HashCache.load(manifest.id, root)
     cached: list[FileEntry] = []
     stats: dict[str, os.stat_result] = {}
-    base = os.fspath(root)
-    prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
     at_once = _stat_at_once(entries, prefix) if cache is None else None
     if at_once is not None:
         to_hash, (hash_paths, hash_stats) = list(entries), at_once
@@ -237,9 +273,23 @@ def check_tree(
     else:
         good = []
     if cache is not None:
-        _update_cache(cache, root, good, stats, problems)
+        _update_cache(cache, root, good, stats, problems, entries if files is None else None)
         passed = {e.path for e in (*good, *cached)}
         good = [e for e in entries if e.path in passed]
+    return _report(root, manifest, good, problems, strict, files)
+
+
+def _report(
+    root: Path,
+    manifest: Manifest,
+    good: Sequence[FileEntry],
+    problems: list[FileProblem],
+    strict: bool,
+    files: Sequence[FileEntry] | None,
+) -> TreeReport:
+    """The report of :func:`check_tree`, with the extra files when the whole tree was checked;
+    raises if anything failed."""
+    entries = manifest.files if files is None else files
     extra = tuple(_extra_files(root, {e.path for e in manifest.files})) if files is None else ()
     if strict:
         problems.extend(FileProblem(p, "extra", "not present", "present") for p in extra)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,12 @@ import pytest
 import owmanifest.manifest.hashing as hashing
 from owmanifest.cli import main
 from owmanifest.errors import FileVerificationError
+from owmanifest.manifest.digest import Digest
 from owmanifest.schemas import load_schema
 from owmanifest.verify import TrustPolicy, verify_manifest, verify_tree
-from owmanifest.verify.hashcache import HashCache, _entries_valid
+from owmanifest.verify.hashcache import HashCache, _entries_valid, stat_key
 from owmanifest.verify.result import VerifiedManifest
+from owmanifest.verify.tree import check_tree
 
 from .fixtures import ASSETS, DIDS, signed_bytes
 
@@ -51,6 +56,16 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 def _cache_file(verified: VerifiedManifest, data: Path) -> Path:
     return HashCache.location(verified.manifest.id, data)[0]
+
+
+def _tree_file(verified: VerifiedManifest, data: Path) -> Path:
+    path = _cache_file(verified, data)
+    return path.with_name(path.stem + ".tree.json")
+
+
+def _per_file_only(verified: VerifiedManifest, data: Path) -> None:
+    """Drop the whole tree's fingerprint: the next --fast run goes by the per-file cache."""
+    _tree_file(verified, data).unlink()
 
 
 def test_unchanged_tree_is_not_hashed_again(
@@ -134,6 +149,7 @@ def test_unusable_cache_means_a_full_hash(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]], content: bytes
 ) -> None:
     verify_tree(verified, data, fast=True)
+    _per_file_only(verified, data)
     cache = _cache_file(verified, data)
     cache.write_bytes(content)
     assert verify_tree(verified, data, fast=True).ok
@@ -145,6 +161,7 @@ def test_cache_with_wrong_root_is_not_trusted(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]]
 ) -> None:
     verify_tree(verified, data, fast=True)
+    _per_file_only(verified, data)
     cache = _cache_file(verified, data)
     doc = json.loads(cache.read_bytes())
     doc["files"]["README.txt"][5] = "00" * 32
@@ -170,6 +187,155 @@ def test_cache_file_matches_its_schema(verified: VerifiedManifest, data: Path) -
     assert doc["dataset"] == verified.manifest.id
     assert set(doc["files"]) == {f.path for f in verified.manifest.files}
     assert _cache_file(verified, data).stat().st_mode & 0o777 == 0o600
+
+
+# --- the whole tree's fingerprint --------------------------------------------------------------
+
+
+@pytest.fixture
+def per_file_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The datasets whose per-file cache was read."""
+    calls: list[str] = []
+    real = HashCache.load.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[HashCache], dataset_id: str, directory: Any) -> HashCache:
+        calls.append(dataset_id)
+        return real(cls, dataset_id, directory)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(HashCache, "load", classmethod(counting))
+    return calls
+
+
+def test_unchanged_tree_is_trusted_whole(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]], per_file_reads: list[str]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    assert len(hashed) == 1 and len(per_file_reads) == 1
+    for _ in range(2):  # neither hashed nor compared file by file
+        report = verify_tree(verified, data, fast=True)
+        assert report.verified == verified.manifest.files
+    assert len(hashed) == 1 and len(per_file_reads) == 1
+    doc = json.loads(_tree_file(verified, data).read_bytes())
+    jsonschema.validate(doc, load_schema("hashcache-tree"))
+    assert _tree_file(verified, data).stat().st_mode & 0o777 == 0o600
+
+
+def test_tree_fingerprint_still_reports_extra_files(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    (data / "extra.txt").write_bytes(b"x")  # not in the manifest: no file of it changed
+    assert verify_tree(verified, data, fast=True).extra == ("extra.txt",)
+    with pytest.raises(FileVerificationError):
+        verify_tree(verified, data, fast=True, strict=True)
+    assert len(hashed) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda f: os.utime(f, ns=(0, f.stat().st_mtime_ns + 1)),  # touched
+        lambda f: os.chmod(f, 0o600),  # ctime only
+        lambda f: f.unlink(),  # gone
+        lambda f: (f.unlink(), f.mkdir()),  # a directory now
+        lambda f: (f.rename(f.with_name("x")), f.symlink_to("x")),  # a link to it now
+    ],
+    ids=["touched", "ctime", "missing", "directory", "symlink"],
+)
+def test_any_change_of_a_file_misses_the_fingerprint(
+    verified: VerifiedManifest, data: Path, per_file_reads: list[str], change: Any
+) -> None:
+    verify_tree(verified, data, fast=True)
+    change(data / "README.txt")
+    with contextlib.suppress(FileVerificationError):
+        verify_tree(verified, data, fast=True)
+    assert len(per_file_reads) == 2  # the fingerprint did not match: file by file
+
+
+def test_a_touch_of_any_file_misses_the_fingerprint(
+    verified: VerifiedManifest, data: Path, per_file_reads: list[str]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    for n, entry in enumerate(verified.manifest.files, start=2):
+        target = data / entry.path
+        os.utime(target, ns=(0, target.stat().st_mtime_ns + 1))
+        verify_tree(verified, data, fast=True)  # misses, and records the new fingerprint
+        assert len(per_file_reads) == n, entry.path
+
+
+BAD_TREE_FILES: dict[str, Any] = {
+    "not-json": b"{",
+    "other-type": {"type": "owmanifest-hashcache"},
+    "other-dataset": {"dataset": "https://example.org/other"},
+    "other-directory": {"directory": "/elsewhere"},
+    "other-fingerprint": {"fingerprint": "sha256:" + "0" * 64},
+    "bad-fingerprint": {"fingerprint": "sha256:xyz"},
+    "extra-key": {"also": 1},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_TREE_FILES.values(), ids=BAD_TREE_FILES.keys())
+def test_unusable_tree_file_falls_back_to_the_per_file_cache(
+    verified: VerifiedManifest,
+    data: Path,
+    hashed: list[list[str]],
+    per_file_reads: list[str],
+    bad: Any,
+) -> None:
+    verify_tree(verified, data, fast=True)
+    tree = _tree_file(verified, data)
+    if isinstance(bad, bytes):
+        tree.write_bytes(bad)
+    else:
+        tree.write_text(json.dumps({**json.loads(tree.read_bytes()), **bad}))
+    assert verify_tree(verified, data, fast=True).ok
+    assert len(per_file_reads) == 2 and len(hashed) == 1  # per file, all still cached
+    assert verify_tree(verified, data, fast=True).ok  # and the fingerprint written again
+    assert len(per_file_reads) == 2
+
+
+def test_fingerprint_covers_the_manifest_roots(
+    verified: VerifiedManifest, data: Path, per_file_reads: list[str]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    first = verified.manifest.files[0]
+    other = dataclasses.replace(first, root=Digest("bep52", bytes(32)))
+    changed = dataclasses.replace(verified.manifest, files=(other, *verified.manifest.files[1:]))
+    with pytest.raises(FileVerificationError):  # another root expected: hashed, and wrong
+        check_tree(changed, data, fast=True)
+    assert len(per_file_reads) == 2
+
+
+def test_part_of_the_tree_neither_uses_nor_writes_the_fingerprint(
+    verified: VerifiedManifest, data: Path, per_file_reads: list[str]
+) -> None:
+    some = verified.manifest.files[:2]
+    verify_tree(verified, data, fast=True, files=some)
+    assert not _tree_file(verified, data).exists()
+    verify_tree(verified, data, fast=True)
+    verify_tree(verified, data, fast=True, files=some)
+    assert len(per_file_reads) == 3
+
+
+def test_a_failure_removes_the_fingerprint(
+    verified: VerifiedManifest, data: Path, per_file_reads: list[str]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    (data / "README.txt").write_bytes(b"changed\n")
+    with pytest.raises(FileVerificationError):
+        verify_tree(verified, data, fast=True)
+    assert not _tree_file(verified, data).exists()
+
+
+def test_stat_keys_pack_the_stat_fields(data: Path) -> None:
+    paths = sorted(str(p) for p in data.rglob("*") if p.is_file())
+    keys = hashing.stat_keys(paths, follow_symlinks=False)
+    fields = [struct.unpack_from(hashing.STAT_KEY_FORMAT, keys, 40 * i) for i in range(len(paths))]
+    assert fields == [stat_key(os.lstat(p)) for p in paths]
+    (data / "link").symlink_to(paths[0])
+    with pytest.raises(FileVerificationError):
+        hashing.stat_keys([*paths, str(data / "link")], follow_symlinks=False)
+    assert hashing.stat_keys([str(data / "link")]) == keys[:40]
 
 
 GOOD_ENTRY = [10, 1, 2, 3, 4, "ab" * 32]

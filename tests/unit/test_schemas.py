@@ -67,7 +67,27 @@ VALID: dict[str, list[Any]] = {
             "files": {},  # as hashcache.py validates it (the entries have their own check)
         }
     ],
+    "hashcache-tree": [
+        {
+            "type": "owmanifest-hashcache-tree",
+            "version": 1,
+            "dataset": "https://openworm.org/data/x",
+            "directory": "/data/x",
+            "fingerprint": "sha256:" + "0123456789abcdef" * 4,
+        }
+    ],
 }
+
+
+def test_every_schema_has_valid_examples() -> None:
+    from importlib import resources
+
+    shipped = {
+        p.name.removesuffix(".schema.json")
+        for p in resources.files("owmanifest.schemas").iterdir()
+        if p.name.endswith(".schema.json")
+    }
+    assert shipped == set(VALID)
 
 
 def _jsonschema_errors(instance: Any, name: str) -> list[str]:
