@@ -834,15 +834,7 @@ def stat_files(
         MissingFileError: the first file that does not exist or is not a regular file.
         FileVerificationError: the first file that cannot be examined.
     """
-    names = _names(paths)
-    core = _core()
-    if core is None:
-        stats = [_stat(name, follow_symlinks) for name in names]
-        return FileStats([st.st_size for st in stats], [st.st_mtime_ns for st in stats])
-    sizes, mtimes, error = core.stat_files(names, follow_symlinks)
-    if error is not None:
-        index, kind, errno = error
-        raise _core_error(names[index], kind, errno, "stat")
+    sizes, mtimes, _ = _stat_pass(paths, follow_symlinks, keys=False)
     return FileStats(sizes, mtimes)
 
 
@@ -861,19 +853,29 @@ def stat_keys(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool 
         MissingFileError: the first file that does not exist or is not a regular file.
         FileVerificationError: the first file that cannot be examined.
     """
+    return _stat_pass(paths, follow_symlinks, keys=True)[2]
+
+
+def _stat_pass(
+    paths: Sequence[str | os.PathLike[str]], follow_symlinks: bool, *, keys: bool
+) -> tuple[list[int], list[int], bytes]:
+    """:func:`stat_files` and, with ``keys``, :func:`stat_keys` (else ``b""``) in one pass."""
     names = _names(paths)
     core = _core()
     if core is None:
-        pack = struct.Struct(STAT_KEY_FORMAT).pack
         stats = [_stat(name, follow_symlinks) for name in names]
-        return b"".join(
-            [pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) for st in stats]
-        )
-    _, _, error, keys = core.stat_files(names, follow_symlinks, True)
+        packed = b""
+        if keys:
+            pack = struct.Struct(STAT_KEY_FORMAT).pack
+            packed = b"".join(
+                [pack(s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev) for s in stats]
+            )
+        return [s.st_size for s in stats], [s.st_mtime_ns for s in stats], packed
+    sizes, mtimes, error, *packed_keys = core.stat_files(names, follow_symlinks, keys)
     if error is not None:
         index, kind, errno = error
         raise _core_error(names[index], kind, errno, "stat")
-    return bytes(keys)
+    return sizes, mtimes, bytes(packed_keys[0]) if keys else b""
 
 
 def _run_parallel(

@@ -218,16 +218,7 @@ class HashCache:
         if fingerprint is None:
             self.tree_path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        doc = {
-            "type": _TREE_TYPE,
-            "version": _VERSION,
-            "dataset": self.dataset_id,
-            "directory": self.directory,
-            "fingerprint": fingerprint,
-        }
-        data = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        write_atomic(self.tree_path, data + b"\n", mode=0o600)
+        self._write(self.tree_path, _TREE_TYPE, fingerprint=fingerprint)
 
     def save(self) -> None:
         """Write the cache atomically (mode 0600, in a 0700 directory), if anything changed.
@@ -237,17 +228,23 @@ class HashCache:
         """
         if not self.changed and self.path.exists():
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files = {
+            rel: [*key, root.hex() if root is not None else ""]
+            for rel, (key, root) in sorted(self.files.items())
+        }
+        self._write(self.path, _TYPE, files=files)
+        self.changed = False
+
+    def _write(self, path: Path, kind: str, **content: Any) -> None:
+        """Write one of the cache's files: its type, version, dataset, directory and
+        ``content``, compact JSON, atomically, mode 0600 in a 0700 directory."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {
-            "type": _TYPE,
+            "type": kind,
             "version": _VERSION,
             "dataset": self.dataset_id,
             "directory": self.directory,
-            "files": {
-                rel: [*key, root.hex() if root is not None else ""]
-                for rel, (key, root) in sorted(self.files.items())
-            },
+            **content,
         }
         data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        write_atomic(self.path, data + b"\n", mode=0o600)
-        self.changed = False
+        write_atomic(path, data + b"\n", mode=0o600)
