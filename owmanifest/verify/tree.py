@@ -69,10 +69,14 @@ def _update_cache(
     cache.record(unchanged)
     fingerprint = None
     if whole is not None and not problems:
-        # the stat fields each file verified with (a file that changed while it was hashed
-        # is not in the cache: then no fingerprint)
+        # the stat fields each file verified with, as the per-file cache now holds them: a
+        # file that changed while it was hashed was not recorded, and unless an earlier run
+        # recorded it with the root expected now, there is no fingerprint
         known = [cache.files.get(entry.path) for entry in whole]
-        if all(k is not None for k in known):
+        if all(
+            k is not None and k[1] == (None if e.root is None else e.root.value)
+            for k, e in zip(known, whole, strict=True)
+        ):
             pack = struct.Struct(STAT_KEY_FORMAT).pack
             keys = b"".join([pack(*k[0]) for k in known if k is not None])
             fingerprint = tree_fingerprint(cache.dataset_id, cache.directory, whole, keys)

@@ -317,6 +317,25 @@ def test_part_of_the_tree_neither_uses_nor_writes_the_fingerprint(
     assert len(per_file_reads) == 3
 
 
+def test_no_fingerprint_from_a_stale_record(
+    verified: VerifiedManifest, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verify_tree(verified, data, fast=True)
+    _per_file_only(verified, data)
+    cache = _cache_file(verified, data)
+    doc = json.loads(cache.read_bytes())
+    doc["files"]["README.txt"][5] = "00" * 32  # recorded once with another root
+    cache.write_text(json.dumps(doc))
+    real = HashCache.record
+
+    def as_if_changed_while_hashed(self: HashCache, entries: Any) -> None:
+        real(self, [(e, st) for e, st in entries if e.path != "README.txt"])
+
+    monkeypatch.setattr(HashCache, "record", as_if_changed_while_hashed)
+    assert verify_tree(verified, data, fast=True).ok  # README hashed, good, not recorded
+    assert not _tree_file(verified, data).exists()
+
+
 def test_a_failure_removes_the_fingerprint(
     verified: VerifiedManifest, data: Path, per_file_reads: list[str]
 ) -> None:
