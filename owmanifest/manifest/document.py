@@ -698,10 +698,13 @@ def _manifest(
                 continue
             lines[line] = None
         if type(s) is blank_node or type(o) is blank_node:
+            # (a blank node's label is made up anew on each parse of JSON-LD: not shown, so
+            # that every reading of one document gives the same message)
+            shown = " ".join("_:…" if type(t) is blank_node else str(t) for t in (s, p, o))
             raise InvalidManifestError(
                 "the manifest body contains a blank node (every node must be an IRI)",
                 path=source,
-                observed=str(q)[:200],
+                observed=shown[:200],
             )
         if type(s) is not named_node:
             raise InvalidManifestError("unsupported subject", path=source, observed=str(s)[:200])
