@@ -20,6 +20,7 @@ from .._gc import paused_gc
 from ..errors import InvalidManifestError
 from . import vocab as v
 from ._compiled import pure_python_requested
+from ._rdftext import shown
 from .digest import BEP52, Digest
 from .jsonld import file_iri, loads_json
 from .model import DID_KEY_RE, FileEntry, Manifest
@@ -686,7 +687,7 @@ def _manifest(
             raise InvalidManifestError(
                 "the manifest body contains a named graph that is not a proof",
                 path=source,
-                observed=str(q.graph_name),
+                observed=shown(q.graph_name),
             )
         predicate = p.value
         if lines is not None:
@@ -698,16 +699,13 @@ def _manifest(
                 continue
             lines[line] = None
         if type(s) is blank_node or type(o) is blank_node:
-            # (a blank node's label is made up anew on each parse of JSON-LD: not shown, so
-            # that every reading of one document gives the same message)
-            shown = " ".join("_:…" if type(t) is blank_node else str(t) for t in (s, p, o))
             raise InvalidManifestError(
                 "the manifest body contains a blank node (every node must be an IRI)",
                 path=source,
-                observed=shown[:200],
+                observed=shown(q),
             )
         if type(s) is not named_node:
-            raise InvalidManifestError("unsupported subject", path=source, observed=str(s)[:200])
+            raise InvalidManifestError("unsupported subject", path=source, observed=shown(s))
         subject = s.value
         pairs = nodes.get(subject)
         if pairs is None:

@@ -30,6 +30,7 @@ from ..errors import (
     SignatureError,
     VerificationError,
 )
+from ..manifest._rdftext import shown
 from ..manifest.canonical import canonical_from_lines, canonical_nquads
 from ..manifest.digest import Digest
 from ..manifest.document import (
@@ -101,7 +102,7 @@ def _check_links(graphs: Sequence[ProofGraph], dataset_id: str, source: str) -> 
                     "a proof is attached to another node than the manifest",
                     path=source,
                     expected=f"<{dataset_id}> sec:proof ...",
-                    observed=str(quad)[:200],
+                    observed=shown(quad),
                 )
 
 

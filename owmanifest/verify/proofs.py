@@ -41,6 +41,7 @@ import pyoxigraph
 from .._gc import paused_gc
 from ..errors import CanonicalizationError, InvalidManifestError, SignatureError, UsageError
 from ..manifest import vocab as v
+from ..manifest._rdftext import shown
 from ..manifest.canonical import canonical_nquads
 from ._multibase import multibase_decode, multibase_encode
 from .keys import PrivateKey, PublicKey
@@ -182,7 +183,7 @@ def split_proofs(
                     "sec:proof must name a proof graph",
                     uri=document,
                     expected="a blank node or IRI naming a graph",
-                    observed=str(quad),
+                    observed=shown(quad),
                 )
             links.setdefault(target, []).append(quad)
     body: list[pyoxigraph.Quad] = []
@@ -203,7 +204,7 @@ def split_proofs(
                 "a statement is in a named graph that is not a proof graph",
                 uri=document,
                 expected="named graphs only for proofs (linked by sec:proof)",
-                observed=str(graph),
+                observed=shown(graph),
             )
     proofs = [_read_proof(graph, links[graph], graphs.get(graph, []), document) for graph in links]
     proofs.sort(
@@ -543,7 +544,7 @@ def _read_proof(
 ) -> ProofGraph:
     if not quads:
         raise InvalidManifestError(
-            "a proof graph is empty", uri=document, expected="a proof", observed=str(graph)
+            "a proof graph is empty", uri=document, expected="a proof", observed=shown(graph)
         )
     subjects = list(dict.fromkeys(q.subject for q in quads))
     if len(subjects) == 1:
@@ -565,7 +566,7 @@ def _read_proof(
                 "cannot tell which node of a proof graph is the proof",
                 uri=document,
                 expected="one DataIntegrityProof node",
-                observed=f"{len(subjects)} subjects in {graph}",
+                observed=f"{len(subjects)} subjects in {shown(graph)}",
             )
     if isinstance(node, pyoxigraph.Triple):
         raise InvalidManifestError(
