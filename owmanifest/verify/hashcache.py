@@ -192,9 +192,12 @@ class HashCache:
         return self.path.with_name(self.path.stem + ".tree.json")
 
     @classmethod
-    def load_tree(cls, dataset_id: str, directory: str | os.PathLike[str]) -> str | None:
-        """The fingerprint recorded for the whole tree, or ``None`` (missing or unusable: never
-        raises for the file's content)."""
+    def load_tree(
+        cls, dataset_id: str, directory: str | os.PathLike[str]
+    ) -> tuple[str, str] | None:
+        """The fingerprint recorded for the whole tree and the directory as recorded (see
+        :meth:`location`), or ``None`` (missing or unusable: never raises for the file's
+        content)."""
         from ..schemas import surely_valid
 
         path, resolved = cls.location(dataset_id, directory)
@@ -206,8 +209,7 @@ class HashCache:
             return None  # (the schema's fast path accepts every document save_tree writes)
         if doc["dataset"] != dataset_id or doc["directory"] != resolved:
             return None
-        fingerprint: str = doc["fingerprint"]
-        return fingerprint
+        return doc["fingerprint"], resolved
 
     def save_tree(self, fingerprint: str | None) -> None:
         """Record the whole tree's fingerprint (``None``: remove it), atomically, mode 0600.

@@ -94,12 +94,12 @@ def _tree_unchanged(manifest: Manifest, root: Path, prefix: str) -> bool:
     recorded = HashCache.load_tree(manifest.id, root)
     if recorded is None:
         return False
+    fingerprint, directory = recorded
     try:
         keys = stat_keys([prefix + e.path for e in manifest.files], follow_symlinks=False)
     except FileVerificationError:
         return False
-    _, directory = HashCache.location(manifest.id, root)
-    return tree_fingerprint(manifest.id, directory, manifest.files, keys) == recorded
+    return tree_fingerprint(manifest.id, directory, manifest.files, keys) == fingerprint
 
 
 def verify_tree(
