@@ -97,10 +97,7 @@ class ManifestDocument:
     def quads(self) -> tuple[pyoxigraph.Quad, ...]:
         if self._quads is None:
             assert self._payload is not None
-            quads = _parse_quads(self._payload, self.format, self.source)
-            if self._lines:
-                quads += _parse_lines(self._lines, self.source)
-            self._quads = quads
+            self._quads = _parse_quads(self._payload, self.format, self.source, self._lines)
             self._payload = None
             self._lines = b""
         return self._quads
@@ -259,18 +256,24 @@ def load_document(
         del parsed, rest  # freed now unless kept
     if stream:
         return ManifestDocument(source=source, format=fmt, json=doc, payload=payload, lines=lines)
-    quads = _parse_quads(payload, fmt, source)
-    if lines:
-        quads += _parse_lines(lines, source)
+    quads = _parse_quads(payload, fmt, source, lines)
     return ManifestDocument(source=source, format=fmt, quads=quads, json=doc)
 
 
-def _parse_quads(payload: bytes, fmt: str, source: str) -> tuple[pyoxigraph.Quad, ...]:
-    """Every quad of ``payload`` (for JSON-LD: the JSON as :func:`_streaming_order` wrote it).
+def _parse_quads(
+    payload: bytes, fmt: str, source: str, lines: bytes = b""
+) -> tuple[pyoxigraph.Quad, ...]:
+    """Every quad of ``payload`` (for JSON-LD: the JSON as :func:`_streaming_order` wrote it),
+    then those of ``lines`` (the N-Quads of :func:`_plain_file_lines`).
 
     Raises:
         InvalidManifestError: not valid RDF of that format.
     """
+    quads = _parse_payload(payload, fmt, source)
+    return quads + _parse_lines(lines, source) if lines else quads
+
+
+def _parse_payload(payload: bytes, fmt: str, source: str) -> tuple[pyoxigraph.Quad, ...]:
     import pyoxigraph as ox
 
     if fmt == "json-ld":
