@@ -63,6 +63,7 @@ __all__ = [
     "hash_file",
     "hash_files",
     "stat_files",
+    "stat_files_and_keys",
     "stat_keys",
 ]
 
@@ -836,6 +837,19 @@ def stat_files(
     """
     sizes, mtimes, _ = _stat_pass(paths, follow_symlinks, keys=False)
     return FileStats(sizes, mtimes)
+
+
+def stat_files_and_keys(
+    paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = True
+) -> tuple[FileStats, bytes]:
+    """:func:`stat_files` and :func:`stat_keys` from the same pass (``verify --fast``).
+
+    Raises:
+        MissingFileError: the first file that does not exist or is not a regular file.
+        FileVerificationError: the first file that cannot be examined.
+    """
+    sizes, mtimes, keys = _stat_pass(paths, follow_symlinks, keys=True)
+    return FileStats(sizes, mtimes), keys
 
 
 STAT_KEY_FORMAT = "<qqqQQ"

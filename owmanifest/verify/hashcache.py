@@ -8,10 +8,17 @@ Anything else (a touched, rewritten, replaced or moved file, another dataset, a 
 missing, corrupt or of another shape) means the file is hashed in full.
 
 The cache is one JSON file per (dataset id, directory) in the state directory
-(``owmanifest._dirs.state_dir()/hashcache``), checked against ``hashcache.schema.json`` when it
-is read and replaced atomically when it is written. It holds no secret, but whoever can write
-it can make ``--fast`` skip files: it lives in the per-user state directory (mode 0700), and
-``--fast`` is an explicit choice to trust the local file system's metadata.
+(``owmanifest._dirs.state_dir()/hashcache``): the sorted paths, and one string of fixed-size
+records in their order (each file's five stat fields packed as
+:func:`owmanifest.manifest.hashing.stat_keys` packs them, then its root), so that it reads and
+writes in bulk and is compared with the one compiled stat pass of the tree (version 1 held a
+list of numbers per file: read and checked in Python, it took longer than hashing 100,000 small
+files). It is checked against ``hashcache.schema.json`` when it is read and replaced atomically
+when it is written, without a flush to disk: a hint checked against each file's ctime, which
+after a crash can only be older, empty or unusable (and the files are then hashed). It holds no
+secret, but whoever can write it can make ``--fast`` skip files: it lives in the per-user state
+directory (mode 0700), and ``--fast`` is an explicit choice to trust the local file system's
+metadata.
 
 When every file of the dataset verified (by hashing or from the cache), a second, small file
 records a fingerprint of the whole tree (``hashcache-tree.schema.json``): the SHA-256 of the
@@ -27,10 +34,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +48,16 @@ from ..manifest.model import FileEntry
 __all__ = ["HashCache", "StatKey", "stat_key", "tree_fingerprint"]
 
 _TYPE = "owmanifest-hashcache"
-_VERSION = 1
+_VERSION = 2  # 1: a list of five numbers and a root per file
 
 StatKey = tuple[int, int, int, int, int]
 """``(size, mtime_ns, ctime_ns, inode, device)`` of a file."""
+
+_KEY_SIZE = 40  # struct.calcsize(hashing.STAT_KEY_FORMAT), not imported: start-up time
+_ROOT_SIZE = 32
+_RECORD_SIZE = _KEY_SIZE + _ROOT_SIZE
+_EMPTY_ROOT = bytes(_ROOT_SIZE)
+_HEX_DIGITS = b"0123456789abcdef"
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -53,8 +65,14 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
+def _roots(entries: Sequence[FileEntry]) -> list[bytes]:
+    """The root each of ``entries`` expects, as the cache and the fingerprint hold them (zeros:
+    none, for an empty file)."""
+    return [_EMPTY_ROOT if e.root is None else e.root.value for e in entries]
+
+
 _TREE_TYPE = "owmanifest-hashcache-tree"
-_EMPTY_ROOT = bytes(32)
+_TREE_VERSION = 1
 
 
 def tree_fingerprint(
@@ -67,39 +85,26 @@ def tree_fingerprint(
     digest = hashlib.sha256(head.encode("utf-8", "surrogatepass"))
     digest.update("\0".join([e.path for e in entries]).encode("utf-8", "surrogatepass"))
     digest.update(b"\0\0")
-    digest.update(b"".join([_EMPTY_ROOT if e.root is None else e.root.value for e in entries]))
+    digest.update(b"".join(_roots(entries)))
     digest.update(keys)
     return "sha256:" + digest.hexdigest()
 
 
-@cache
-def _root_pattern() -> re.Pattern[str]:
-    from ..schemas import load_schema
-
-    items = load_schema("hashcache")["properties"]["files"]["additionalProperties"]
-    return re.compile(items["prefixItems"][5]["pattern"])
-
-
-def _entries_valid(files: Any) -> bool:
-    """The ``files`` part of the schema, checked quickly (jsonschema takes ~40 µs an entry).
-
-    Accepts only what the schema's ``files`` accepts (it is stricter in one way: a float like
-    ``10.0`` is not taken for an integer); whatever it refuses makes the cache unused.
-    """
-    if type(files) is not dict:
-        return False
-    search = _root_pattern().search
-    for path, value in files.items():
-        if type(path) is not str or type(value) is not list or len(value) != 6:
-            return False
-        size, mtime, ctime, inode, device, root = value
-        if not all(type(n) is int for n in (size, mtime, ctime, inode, device)):
-            return False
-        if size < 0 or inode < 0 or device < 0:
-            return False
-        if type(root) is not str or search(root) is None:
-            return False
-    return True
+def _records(paths: Any, records: Any) -> dict[str, bytes] | None:
+    """Each path's record, from the ``paths`` and ``records`` of a cache, or ``None`` where the
+    schema would refuse them or there is not one record a path (checked here in bulk:
+    jsonschema takes ~40 µs an entry)."""
+    if type(paths) is not list or type(records) is not str:
+        return None
+    if not set(map(type, paths)) <= {str} or len(set(paths)) != len(paths):
+        return None
+    if len(records) != 2 * _RECORD_SIZE * len(paths):
+        return None
+    if records.encode("ascii", "replace").translate(None, _HEX_DIGITS):
+        return None  # only lowercase hexadecimal digits
+    blob = bytes.fromhex(records)
+    step = _RECORD_SIZE
+    return dict(zip(paths, [blob[i : i + step] for i in range(0, len(blob), step)], strict=True))
 
 
 @dataclass
@@ -110,14 +115,16 @@ class HashCache:
         path: the cache file.
         dataset_id: the dataset's IRI.
         directory: the dataset directory (absolute, symlinks resolved).
-        files: manifest path -> (stat key, root bytes or ``None`` for an empty file).
+        files: manifest path -> record: the file's stat key packed as
+            :func:`owmanifest.manifest.hashing.stat_keys` packs it (40 bytes), then the root it
+            verified with (32 bytes, zeros for an empty file).
         changed: whether :attr:`files` differs from the file (:meth:`save` writes only then).
     """
 
     path: Path
     dataset_id: str
     directory: str
-    files: dict[str, tuple[StatKey, bytes | None]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
     changed: bool = False
 
     @classmethod
@@ -132,50 +139,54 @@ class HashCache:
         """The cache for ``dataset_id`` in ``directory``; empty when missing or unusable.
 
         Never raises for the cache's content: a cache that cannot be read, is not JSON, does not
-        match the schema, or is for another dataset or directory is ignored (every file is then
-        hashed, and the cache rewritten).
+        match the schema (another version's too), or is for another dataset or directory is
+        ignored (every file is then hashed, and the cache rewritten).
         """
+        from ..schemas import validate
+
         path, resolved = cls.location(dataset_id, directory)
         empty = cls(path, dataset_id, resolved)
         try:
             doc = json.loads(path.read_bytes())
         except (OSError, ValueError, RecursionError):
             return empty
-        if not cls._valid(doc, path) or doc["dataset"] != dataset_id:
+        if type(doc) is not dict:
             return empty
-        if doc["directory"] != resolved:
+        records = _records(doc.get("paths"), doc.get("records"))
+        if records is None:
             return empty
-        files: dict[str, tuple[StatKey, bytes | None]] = {}
-        for rel, (size, mtime, ctime, inode, device, root) in doc["files"].items():
-            files[rel] = ((size, mtime, ctime, inode, device), bytes.fromhex(root) or None)
-        return cls(path, dataset_id, resolved, files)
+        try:
+            empty_lists = {"paths": [], "records": ""}
+            validate({**doc, **empty_lists}, "hashcache", source=str(path), error=UsageError)
+        except Error:
+            return empty
+        if doc["dataset"] != dataset_id or doc["directory"] != resolved:
+            return empty
+        return cls(path, dataset_id, resolved, records)
 
     @staticmethod
-    def _valid(doc: Any, path: Path) -> bool:
-        from ..schemas import validate
+    def key_of(st: os.stat_result) -> bytes:
+        """:func:`stat_key` packed as :func:`owmanifest.manifest.hashing.stat_keys` packs it."""
+        from ..manifest.hashing import STAT_KEY_FORMAT
 
-        if type(doc) is not dict or not _entries_valid(doc.get("files")):
-            return False
-        try:
-            validate({**doc, "files": {}}, "hashcache", source=str(path), error=UsageError)
-        except Error:
-            return False
-        return True
+        return struct.pack(STAT_KEY_FORMAT, *stat_key(st))
 
-    def is_fresh(self, entry: FileEntry, st: os.stat_result) -> bool:
-        """Whether ``entry`` verified before with exactly this stat and the root it expects."""
-        known = self.files.get(entry.path)
-        if known is None:
-            return False
-        key, root = known
-        expected = None if entry.root is None else entry.root.value
-        return key == stat_key(st) and root == expected
+    def fresh(self, entries: Sequence[FileEntry], keys: bytes) -> list[bool]:
+        """For each of ``entries``, whether it verified before with exactly its stat key in
+        ``keys`` (packed, in the order of ``entries``) and the root it expects now."""
+        get = self.files.get
+        starts = range(0, len(keys), _KEY_SIZE)
+        return [
+            get(entry.path) == keys[i : i + _KEY_SIZE] + root
+            for i, entry, root in zip(starts, entries, _roots(entries), strict=True)
+        ]
 
-    def record(self, entries: Iterable[tuple[FileEntry, os.stat_result]]) -> None:
-        """Remember that each ``entry`` verified while its file had stat ``st``."""
-        for entry, st in entries:
-            root = None if entry.root is None else entry.root.value
-            value = (stat_key(st), root)
+    def record(self, entries: Sequence[FileEntry], keys: bytes) -> None:
+        """Remember that each of ``entries`` verified while its file had its stat key in
+        ``keys`` (packed, in the order of ``entries``)."""
+        starts = range(0, len(keys), _KEY_SIZE)
+        for i, entry, root in zip(starts, entries, _roots(entries), strict=True):
+            value = keys[i : i + _KEY_SIZE] + root
             if self.files.get(entry.path) != value:
                 self.files[entry.path] = value
                 self.changed = True
@@ -220,7 +231,7 @@ class HashCache:
         if fingerprint is None:
             self.tree_path.unlink(missing_ok=True)
             return
-        self._write(self.tree_path, _TREE_TYPE, fingerprint=fingerprint)
+        self._write(self.tree_path, _TREE_TYPE, _TREE_VERSION, fingerprint=fingerprint)
 
     def save(self) -> None:
         """Write the cache atomically (mode 0600, in a 0700 directory), if anything changed.
@@ -230,23 +241,34 @@ class HashCache:
         """
         if not self.changed and self.path.exists():
             return
-        files = {
-            rel: [*key, root.hex() if root is not None else ""]
-            for rel, (key, root) in sorted(self.files.items())
-        }
-        self._write(self.path, _TYPE, files=files)
+        files = sorted(self.files.items())
+        # the records are hexadecimal digits: JSON text as they are, without the encoder's scan
+        # (~0.1 s at 100,000 files)
+        records = b"".join([record for _, record in files]).hex()
+        self._write(self.path, _TYPE, _VERSION, [("records", records)], paths=[p for p, _ in files])
         self.changed = False
 
-    def _write(self, path: Path, kind: str, **content: Any) -> None:
-        """Write one of the cache's files: its type, version, dataset, directory and
-        ``content``, compact JSON, atomically, mode 0600 in a 0700 directory."""
+    def _write(
+        self,
+        path: Path,
+        kind: str,
+        version: int,
+        digits: Sequence[tuple[str, str]] = (),
+        **content: Any,
+    ) -> None:
+        """Write one of the cache's files: its type, version, dataset, directory, ``content``
+        and ``digits`` (keys with values of hexadecimal digits only), as compact JSON,
+        atomically, mode 0600 in a 0700 directory, not flushed to disk: the cache is a hint,
+        checked against each file's ctime when it is read, so that after a crash it can only be
+        older, empty or unusable, and then the files are hashed."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {
             "type": kind,
-            "version": _VERSION,
+            "version": version,
             "dataset": self.dataset_id,
             "directory": self.directory,
             **content,
         }
-        data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        write_atomic(path, data + b"\n", mode=0o600)
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        text = text[:-1] + "".join(f',"{key}":"{value}"' for key, value in digits) + "}"
+        write_atomic(path, text.encode("utf-8") + b"\n", mode=0o600, fsync=False)

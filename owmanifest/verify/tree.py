@@ -44,61 +44,53 @@ def _extra_files(directory: Path, expected: set[str]) -> list[str]:
 
 def _update_cache(
     cache: HashCache,
-    root: Path,
+    prefix: str,
     hashed: Sequence[FileEntry],
-    before: dict[str, os.stat_result],
+    before: dict[str, bytes],
     problems: Sequence[FileProblem],
-    whole: Sequence[FileEntry] | None,
+    whole: tuple[Sequence[FileEntry], bytes] | None,
 ) -> None:
-    """Record the files that were hashed and verified, if unchanged since they were listed;
-    with ``whole`` (every file of the manifest, all verified), the tree's fingerprint too."""
-    import struct
+    """Record the files that were hashed and verified, if their stat keys are still those of
+    ``before`` (taken before they were hashed). With ``whole`` (every file of the manifest and
+    the stat keys they all had before anything was hashed), the tree's fingerprint too, when
+    every file verified, from the cache or hashed, and none changed while it was hashed."""
+    from ..manifest.hashing import stat_keys
+    from .hashcache import tree_fingerprint
 
-    from ..manifest.hashing import STAT_KEY_FORMAT
-    from .hashcache import stat_key, tree_fingerprint
-
-    unchanged = []
-    for entry in hashed:
-        try:
-            after = os.lstat(root / entry.path)
-        except OSError:
-            continue
-        if stat_key(after) == stat_key(before[entry.path]):
-            unchanged.append((entry, after))
+    paths = [prefix + entry.path for entry in hashed]
+    after: list[bytes | None]
+    try:
+        keys = stat_keys(paths, follow_symlinks=False)
+        after = [keys[i : i + 40] for i in range(0, len(keys), 40)]
+    except FileVerificationError:  # one of them is gone or no longer a file: one at a time
+        after = []
+        for path in paths:
+            try:
+                after.append(cache.key_of(os.lstat(path)))
+            except OSError:
+                after.append(None)
+    unchanged = [(e, k) for e, k in zip(hashed, after, strict=True) if k == before[e.path]]
     cache.forget(p.path for p in problems)
-    cache.record(unchanged)
+    cache.record([e for e, _ in unchanged], b"".join([k for _, k in unchanged if k]))
     fingerprint = None
-    if whole is not None and not problems:
-        # the stat fields each file verified with, as the per-file cache now holds them: a
-        # file that changed while it was hashed was not recorded, and unless an earlier run
-        # recorded it with the root expected now, there is no fingerprint
-        known = [cache.files.get(entry.path) for entry in whole]
-        if all(
-            k is not None and k[1] == (None if e.root is None else e.root.value)
-            for k, e in zip(known, whole, strict=True)
-        ):
-            pack = struct.Struct(STAT_KEY_FORMAT).pack
-            keys = b"".join([pack(*k[0]) for k in known if k is not None])
-            fingerprint = tree_fingerprint(cache.dataset_id, cache.directory, whole, keys)
+    if whole is not None and not problems and len(unchanged) == len(hashed):
+        # each file had these stat keys when it verified, here or when the cache recorded it
+        entries, keys = whole
+        fingerprint = tree_fingerprint(cache.dataset_id, cache.directory, entries, keys)
     with contextlib.suppress(OSError):  # an unwritable cache only means hashing next time
         cache.save()
         cache.save_tree(fingerprint)
 
 
-def _tree_unchanged(manifest: Manifest, root: Path, prefix: str) -> bool:
-    """Whether the whole tree has the fingerprint recorded when all of it last verified here
-    (``verify --fast``; :mod:`owmanifest.verify.hashcache`)."""
-    from ..manifest.hashing import stat_keys
+def _tree_unchanged(manifest: Manifest, root: Path, keys: bytes) -> bool:
+    """Whether the whole tree, its files' stat keys ``keys``, has the fingerprint recorded when
+    all of it last verified here (``verify --fast``; :mod:`owmanifest.verify.hashcache`)."""
     from .hashcache import HashCache, tree_fingerprint
 
     recorded = HashCache.load_tree(manifest.id, root)
     if recorded is None:
         return False
     fingerprint, directory = recorded
-    try:
-        keys = stat_keys([prefix + e.path for e in manifest.files], follow_symlinks=False)
-    except FileVerificationError:
-        return False
     return tree_fingerprint(manifest.id, directory, manifest.files, keys) == fingerprint
 
 
@@ -144,20 +136,26 @@ def verify_tree(
     )
 
 
-def _stat_at_once(entries: Sequence[FileEntry], prefix: str) -> tuple[list[str], FileStats] | None:
-    """The paths and stats of every entry, taken in one pass (compiled where it is built), when
-    each is a regular file (not a symbolic link) of its declared size; else ``None``, and
-    :func:`check_tree` examines each to say which is not and why."""
-    from ..manifest.hashing import stat_files
+def _stat_at_once(
+    entries: Sequence[FileEntry], prefix: str, keys: bool
+) -> tuple[list[str], FileStats, bytes] | None:
+    """The paths and stats of every entry and, with ``keys``, their stat keys (else ``b""``),
+    taken in one pass (compiled where it is built), when each is a regular file (not a symbolic
+    link) of its declared size; else ``None``, and :func:`check_tree` examines each to say which
+    is not and why."""
+    from ..manifest.hashing import stat_files, stat_files_and_keys
 
     paths = [prefix + entry.path for entry in entries]
     try:
-        found = stat_files(paths, follow_symlinks=False)
+        if keys:
+            found, packed = stat_files_and_keys(paths, follow_symlinks=False)
+        else:
+            found, packed = stat_files(paths, follow_symlinks=False), b""
     except FileVerificationError:
         return None
     if found.sizes != [entry.size for entry in entries]:
         return None
-    return paths, found
+    return paths, found, packed
 
 
 @paused_gc
@@ -186,21 +184,35 @@ def check_tree(
     cache = None
     base = os.fspath(root)
     prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
-    if fast and files is None and _tree_unchanged(manifest, root, prefix):
-        if progress is not None:
-            progress(sum(entry.size for entry in entries))
-        return _report(root, manifest, entries, [], strict, files)
-    if fast:  # the cache's module only then (start-up time of every other verify)
-        from .hashcache import HashCache
+    at_once = _stat_at_once(entries, prefix, keys=fast)
+    if fast:
+        if files is None and at_once is not None and _tree_unchanged(manifest, root, at_once[2]):
+            if progress is not None:
+                progress(sum(entry.size for entry in entries))
+            return _report(root, manifest, entries, [], strict, files)
+        from .hashcache import HashCache  # only now: the start-up time of every other verify
 
         cache = HashCache.load(manifest.id, root)
     cached: list[FileEntry] = []
-    stats: dict[str, os.stat_result] = {}
-    at_once = _stat_at_once(entries, prefix) if cache is None else None
-    if at_once is not None:
-        to_hash, (hash_paths, hash_stats) = list(entries), at_once
+    cached_bytes = 0
+    before: dict[str, bytes] = {}  # with the cache: the stat key of each file to hash
+    if at_once is not None and cache is None:
+        to_hash, (hash_paths, hash_stats, _) = list(entries), at_once
     else:
         to_hash, hash_paths, hash_stats = [], [], FileStats([], [])
+    if at_once is not None and cache is not None:
+        paths, found, keys = at_once
+        fresh = cache.fresh(entries, keys)
+        for i, entry in enumerate(entries):
+            if fresh[i]:
+                cached.append(entry)  # verified before, and not touched since: not read again
+                cached_bytes += entry.size
+            else:
+                to_hash.append(entry)
+                hash_paths.append(paths[i])
+                hash_stats.sizes.append(found.sizes[i])
+                hash_stats.mtimes_ns.append(found.mtimes_ns[i])
+                before[entry.path] = keys[40 * i : 40 * i + 40]
     for entry in entries if at_once is None else ():
         path = prefix + entry.path
         try:
@@ -211,23 +223,25 @@ def check_tree(
         except OSError as exc:
             problems.append(FileProblem(entry.path, "unreadable", observed=exc.strerror))
             continue
+        key = b"" if cache is None else cache.key_of(st)
         if stat.S_ISLNK(st.st_mode):
             problems.append(FileProblem(entry.path, "symlink", "regular file", "symbolic link"))
         elif not stat.S_ISREG(st.st_mode):
             problems.append(FileProblem(entry.path, "not-a-file", "regular file", "other"))
         elif st.st_size != entry.size:
             problems.append(FileProblem(entry.path, "size", str(entry.size), str(st.st_size)))
-        elif cache is not None and cache.is_fresh(entry, st):
-            cached.append(entry)  # verified before, and not touched since: not read again
-            if progress is not None:
-                progress(entry.size)
+        elif cache is not None and cache.fresh([entry], key)[0]:
+            cached.append(entry)
+            cached_bytes += entry.size
         else:
             to_hash.append(entry)
             hash_paths.append(path)
             hash_stats.sizes.append(st.st_size)
             hash_stats.mtimes_ns.append(st.st_mtime_ns)
             if cache is not None:
-                stats[entry.path] = st
+                before[entry.path] = key
+    if progress is not None and cached_bytes:
+        progress(cached_bytes)
     if to_hash:
         results: list[FileHashes] | None
         try:
@@ -277,7 +291,8 @@ def check_tree(
     else:
         good = []
     if cache is not None:
-        _update_cache(cache, root, good, stats, problems, entries if files is None else None)
+        whole = (entries, at_once[2]) if files is None and at_once is not None else None
+        _update_cache(cache, prefix, good, before, problems, whole)
         passed = {e.path for e in (*good, *cached)}
         good = [e for e in entries if e.path in passed]
     return _report(root, manifest, good, problems, strict, files)

@@ -21,7 +21,7 @@ from owmanifest.errors import FileVerificationError
 from owmanifest.manifest.digest import Digest
 from owmanifest.schemas import load_schema
 from owmanifest.verify import TrustPolicy, verify_manifest, verify_tree
-from owmanifest.verify.hashcache import HashCache, _entries_valid, stat_key
+from owmanifest.verify.hashcache import HashCache, _records, stat_key
 from owmanifest.verify.result import VerifiedManifest
 from owmanifest.verify.tree import check_tree
 
@@ -61,6 +61,19 @@ def _cache_file(verified: VerifiedManifest, data: Path) -> Path:
 def _tree_file(verified: VerifiedManifest, data: Path) -> Path:
     path = _cache_file(verified, data)
     return path.with_name(path.stem + ".tree.json")
+
+
+def _records_of(doc: dict[str, Any]) -> dict[str, str]:
+    """Each path's record in a cache document, as hexadecimal digits."""
+    records = doc["records"]
+    return {path: records[144 * i : 144 * i + 144] for i, path in enumerate(doc["paths"])}
+
+
+def _with_root(doc: dict[str, Any], path: str, root: str) -> dict[str, Any]:
+    """``doc`` with ``path`` recorded as verified with ``root`` (hex)."""
+    records = _records_of(doc)
+    records[path] = records[path][:80] + root
+    return {**doc, "records": "".join(records[p] for p in doc["paths"])}
 
 
 def _per_file_only(verified: VerifiedManifest, data: Path) -> None:
@@ -139,11 +152,9 @@ def test_replaced_file_is_hashed_again(
         b"not json",
         b"[]",
         b'{"type": "owmanifest-hashcache", "version": 1}',
-        b'{"type": "owmanifest-hashcache", "version": 2, "dataset": "", "directory": "",'
-        b' "files": {}}',
         b"[" * 100_000,
     ],
-    ids=["not-json", "array", "incomplete", "other-version", "deep"],
+    ids=["not-json", "array", "incomplete", "deep"],
 )
 def test_unusable_cache_means_a_full_hash(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]], content: bytes
@@ -164,10 +175,27 @@ def test_cache_with_wrong_root_is_not_trusted(
     _per_file_only(verified, data)
     cache = _cache_file(verified, data)
     doc = json.loads(cache.read_bytes())
-    doc["files"]["README.txt"][5] = "00" * 32
-    cache.write_text(json.dumps(doc))
+    cache.write_text(json.dumps(_with_root(doc, "README.txt", "00" * 32)))
     verify_tree(verified, data, fast=True)
     assert hashed[-1] == ["README.txt"]
+
+
+def test_cache_of_the_first_version_means_a_full_hash(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]]
+) -> None:
+    verify_tree(verified, data, fast=True)
+    _per_file_only(verified, data)
+    cache = _cache_file(verified, data)
+    doc = json.loads(cache.read_bytes())
+    files = {}
+    for path, record in _records_of(doc).items():  # as the first version wrote the same records
+        key = struct.unpack(hashing.STAT_KEY_FORMAT, bytes.fromhex(record[:80]))
+        files[path] = [*key, "" if record[80:] == "00" * 32 else record[80:]]
+    first = {k: v for k, v in doc.items() if k not in ("paths", "records")}
+    cache.write_text(json.dumps({**first, "version": 1, "files": files}))
+    assert verify_tree(verified, data, fast=True).ok
+    assert len(hashed) == 2 and len(hashed[-1]) == len(hashed[0])
+    assert json.loads(cache.read_bytes())["version"] == 2
 
 
 def test_cache_is_per_directory(
@@ -185,7 +213,12 @@ def test_cache_file_matches_its_schema(verified: VerifiedManifest, data: Path) -
     doc = json.loads(_cache_file(verified, data).read_bytes())
     jsonschema.validate(doc, load_schema("hashcache"))
     assert doc["dataset"] == verified.manifest.id
-    assert set(doc["files"]) == {f.path for f in verified.manifest.files}
+    assert doc["paths"] == sorted(f.path for f in verified.manifest.files)
+    records = _records_of(doc)
+    for entry in verified.manifest.files:
+        key = struct.unpack(hashing.STAT_KEY_FORMAT, bytes.fromhex(records[entry.path][:80]))
+        assert key == stat_key(os.lstat(data / entry.path))
+        assert records[entry.path][80:] == (entry.root.value.hex() if entry.root else "00" * 32)
     assert _cache_file(verified, data).stat().st_mode & 0o777 == 0o600
 
 
@@ -243,13 +276,18 @@ def test_tree_fingerprint_still_reports_extra_files(
     ids=["touched", "ctime", "missing", "directory", "symlink"],
 )
 def test_any_change_of_a_file_misses_the_fingerprint(
-    verified: VerifiedManifest, data: Path, per_file_reads: list[str], change: Any
+    verified: VerifiedManifest,
+    data: Path,
+    per_file_reads: list[str],
+    hashed: list[list[str]],
+    change: Any,
 ) -> None:
     verify_tree(verified, data, fast=True)
     change(data / "README.txt")
     with contextlib.suppress(FileVerificationError):
         verify_tree(verified, data, fast=True)
     assert len(per_file_reads) == 2  # the fingerprint did not match: file by file
+    assert hashed[1:] in ([["README.txt"]], [])  # and every other file came from the cache
 
 
 def test_a_touch_of_any_file_misses_the_fingerprint(
@@ -317,23 +355,27 @@ def test_part_of_the_tree_neither_uses_nor_writes_the_fingerprint(
     assert len(per_file_reads) == 3
 
 
-def test_no_fingerprint_from_a_stale_record(
+def test_no_fingerprint_when_a_file_changes_while_hashed(
     verified: VerifiedManifest, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verify_tree(verified, data, fast=True)
     _per_file_only(verified, data)
     cache = _cache_file(verified, data)
     doc = json.loads(cache.read_bytes())
-    doc["files"]["README.txt"][5] = "00" * 32  # recorded once with another root
-    cache.write_text(json.dumps(doc))
-    real = HashCache.record
+    # recorded once with another root: README is hashed
+    cache.write_text(json.dumps(_with_root(doc, "README.txt", "00" * 32)))
+    real = hashing.hash_files
 
-    def as_if_changed_while_hashed(self: HashCache, entries: Any) -> None:
-        real(self, [(e, st) for e, st in entries if e.path != "README.txt"])
+    def touching_while_hashed(paths: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        results = real(paths, *args, **kwargs)
+        target = data / "README.txt"
+        os.utime(target, ns=(0, target.stat().st_mtime_ns + 1))
+        return results
 
-    monkeypatch.setattr(HashCache, "record", as_if_changed_while_hashed)
+    monkeypatch.setattr(hashing, "hash_files", touching_while_hashed)
     assert verify_tree(verified, data, fast=True).ok  # README hashed, good, not recorded
     assert not _tree_file(verified, data).exists()
+    assert _records_of(json.loads(cache.read_bytes()))["README.txt"][80:] == "00" * 32
 
 
 def test_a_failure_removes_the_fingerprint(
@@ -357,40 +399,55 @@ def test_stat_keys_pack_the_stat_fields(data: Path) -> None:
     assert hashing.stat_keys([str(data / "link")]) == keys[:40]
 
 
-GOOD_ENTRY = [10, 1, 2, 3, 4, "ab" * 32]
-BAD_ENTRIES: dict[str, Any] = {
-    "not-a-list": {"a": {"size": 1}},
-    "short": {"a": GOOD_ENTRY[:5]},
-    "long": {"a": [*GOOD_ENTRY, 1]},
-    "negative-size": {"a": [-1, *GOOD_ENTRY[1:]]},
-    "negative-inode": {"a": [*GOOD_ENTRY[:3], -1, *GOOD_ENTRY[4:]]},
-    "bool": {"a": [True, *GOOD_ENTRY[1:]]},
-    "upper-hex": {"a": [*GOOD_ENTRY[:5], "AB" * 32]},
-    "short-hex": {"a": [*GOOD_ENTRY[:5], "ab"]},
-    "root-not-string": {"a": [*GOOD_ENTRY[:5], None]},
-    "files-not-object": [],
-}
-
-
-@pytest.mark.parametrize("files", BAD_ENTRIES.values(), ids=BAD_ENTRIES.keys())
-def test_fast_entry_check_agrees_with_the_schema(files: Any) -> None:
-    doc = {"type": "owmanifest-hashcache", "version": 1, "dataset": "d", "directory": "/"}
-    validator = jsonschema.Draft202012Validator(load_schema("hashcache"))
-    assert not validator.is_valid({**doc, "files": files})
-    assert not _entries_valid(files)
-    good = {"a": GOOD_ENTRY, "b": [*GOOD_ENTRY[:5], ""], "c": [0, -5, -5, 0, 0, ""]}
-    assert validator.is_valid({**doc, "files": good})
-    assert _entries_valid(good)
-
-
-def test_fast_entry_check_is_never_laxer_than_the_schema() -> None:
-    # jsonschema counts 10.0 as an integer; the fast check does not (the cache is then unused)
-    files = {"a": [10.0, *GOOD_ENTRY[1:]]}
-    doc = {"type": "owmanifest-hashcache", "version": 1, "dataset": "d", "directory": "/"}
-    assert jsonschema.Draft202012Validator(load_schema("hashcache")).is_valid(
-        {**doc, "files": files}
+def test_stat_files_and_keys_in_one_pass(data: Path) -> None:
+    paths = sorted(str(p) for p in data.rglob("*") if p.is_file())
+    assert hashing.stat_files_and_keys(paths) == (
+        hashing.stat_files(paths),
+        hashing.stat_keys(paths),
     )
-    assert not _entries_valid(files)
+
+
+GOOD_RECORD = "0123456789abcdef" * 9
+BAD_RECORDS: dict[str, tuple[Any, Any]] = {
+    "first-version": ({"a": [10, 1, 2, 3, 4, "ab" * 32]}, ""),
+    "paths-not-list": ("a", GOOD_RECORD),
+    "path-not-string": ([1], GOOD_RECORD),
+    "path-twice": (["a", "a"], GOOD_RECORD * 2),
+    "records-not-string": (["a"], [GOOD_RECORD]),
+    "records-null": (["a"], None),
+    "short": (["a"], GOOD_RECORD[:-2]),
+    "long": (["a"], GOOD_RECORD + "00"),
+    "one-record-too-many": (["a"], GOOD_RECORD * 2),
+    "one-record-too-few": (["a", "b"], GOOD_RECORD),
+    "upper-hex": (["a"], GOOD_RECORD.upper()),
+    "not-hex": (["a"], "xy" + GOOD_RECORD[2:]),
+    "space": (["a"], " " + GOOD_RECORD[1:]),
+    "non-ascii": (["a"], "\u00e9" + GOOD_RECORD[1:]),
+    "lone-surrogate": (["a"], "\ud800" + GOOD_RECORD[1:]),
+    "bad-in-the-second": (["a", "b"], GOOD_RECORD + GOOD_RECORD[:-1] + "g"),
+}
+"""(paths, records) that the cache refuses; the schema refuses all but the counts, which it
+cannot express."""
+
+
+@pytest.mark.parametrize("name", BAD_RECORDS)
+def test_fast_record_check_agrees_with_the_schema(name: str) -> None:
+    paths, records = BAD_RECORDS[name]
+    doc = {"type": "owmanifest-hashcache", "version": 2, "dataset": "d", "directory": "/"}
+    validator = jsonschema.Draft202012Validator(load_schema("hashcache"))
+    counts_only = name.startswith("one-record-too-")
+    assert validator.is_valid({**doc, "paths": paths, "records": records}) == counts_only
+    assert _records(paths, records) is None
+
+
+def test_fast_record_check_takes_what_the_schema_takes() -> None:
+    doc = {"type": "owmanifest-hashcache", "version": 2, "dataset": "d", "directory": "/"}
+    validator = jsonschema.Draft202012Validator(load_schema("hashcache"))
+    records = [GOOD_RECORD, "0" * 144, "f" * 144]
+    good = {"paths": ["a", "b", "c"], "records": "".join(records)}
+    assert validator.is_valid({**doc, **good})
+    assert _records(**good) == dict(zip("abc", map(bytes.fromhex, records), strict=True))
+    assert _records([], "") == {}
 
 
 def test_cli_verify_fast(verified: VerifiedManifest, data: Path, hashed: list[list[str]]) -> None:

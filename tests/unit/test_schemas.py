@@ -61,10 +61,11 @@ VALID: dict[str, list[Any]] = {
     "hashcache": [
         {
             "type": "owmanifest-hashcache",
-            "version": 1,
+            "version": 2,
             "dataset": "https://openworm.org/data/x",
             "directory": "/data/x",
-            "files": {},  # as hashcache.py validates it (the entries have their own check)
+            "paths": ["a.txt", "b/c.txt"],
+            "records": "0123456789abcdef" * 18,
         }
     ],
     "hashcache-tree": [

@@ -122,8 +122,8 @@ def test_damage_is_found(
     passes: list[object] = []
     real = tree._stat_at_once
 
-    def spy(*args: Any) -> Any:
-        passes.append(real(*args))
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        passes.append(real(*args, **kwargs))
         return passes[-1]
 
     monkeypatch.setattr(tree, "_stat_at_once", spy)
