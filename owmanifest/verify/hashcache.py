@@ -131,8 +131,9 @@ class HashCache:
     def location(cls, dataset_id: str, directory: str | os.PathLike[str]) -> tuple[Path, str]:
         """The cache file for ``dataset_id`` in ``directory``, and the directory as recorded."""
         resolved = os.path.realpath(directory)
-        key = hashlib.sha256(f"{dataset_id}\0{resolved}".encode()).hexdigest()
-        return state_dir() / "hashcache" / f"{key}.json", resolved
+        # (a directory name that is not UTF-8 is held with surrogate escapes, as os gives it)
+        key = f"{dataset_id}\0{resolved}".encode("utf-8", "surrogatepass")
+        return state_dir() / "hashcache" / f"{hashlib.sha256(key).hexdigest()}.json", resolved
 
     @classmethod
     def load(cls, dataset_id: str, directory: str | os.PathLike[str]) -> HashCache:
@@ -269,6 +270,6 @@ class HashCache:
             "directory": self.directory,
             **content,
         }
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(doc, separators=(",", ":"))  # ASCII: a directory may hold surrogates
         text = text[:-1] + "".join(f',"{key}":"{value}"' for key, value in digits) + "}"
-        write_atomic(path, text.encode("utf-8") + b"\n", mode=0o600, fsync=False)
+        write_atomic(path, text.encode("ascii") + b"\n", mode=0o600, fsync=False)

@@ -198,6 +198,22 @@ def test_cache_of_the_first_version_means_a_full_hash(
     assert json.loads(cache.read_bytes())["version"] == 2
 
 
+def test_directory_whose_name_is_not_utf8(
+    verified: VerifiedManifest, tmp_path: Path, hashed: list[list[str]], per_file_reads: list[str]
+) -> None:
+    name = os.fsdecode(b"data\xff")  # held with a surrogate escape, as os.listdir gives it
+    try:
+        target = tmp_path / name
+        shutil.copytree(ASSETS / "dataset", target)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    assert verify_tree(verified, target, fast=True).ok
+    assert verify_tree(verified, target, fast=True).ok  # the whole tree, from its fingerprint
+    _per_file_only(verified, target)
+    assert verify_tree(verified, target, fast=True).ok  # file by file, from the cache
+    assert len(hashed) == 1 and len(per_file_reads) == 2
+
+
 def test_cache_is_per_directory(
     verified: VerifiedManifest, data: Path, tmp_path: Path, hashed: list[list[str]]
 ) -> None:
