@@ -45,7 +45,7 @@ from .._dirs import state_dir
 from ..errors import Error, UsageError
 from ..manifest.model import FileEntry
 
-__all__ = ["HashCache", "StatKey", "stat_key", "tree_fingerprint"]
+__all__ = ["SETTLE_NS", "HashCache", "StatKey", "settled", "stat_key", "tree_fingerprint"]
 
 _TYPE = "owmanifest-hashcache"
 _VERSION = 2  # 1: a list of five numbers and a root per file
@@ -58,6 +58,22 @@ _ROOT_SIZE = 32
 _RECORD_SIZE = _KEY_SIZE + _ROOT_SIZE
 _EMPTY_ROOT = bytes(_ROOT_SIZE)
 _HEX_DIGITS = b"0123456789abcdef"
+
+
+SETTLE_NS = 3_000_000_000
+"""How long before a verification began a file's ctime must be for the file to be recorded.
+
+File systems keep times to a clock tick (a jiffy on Linux, a second on some, two seconds for
+FAT's modification times), so a change made in the same tick as the one before it leaves ctime
+as it was: the record could not tell it. A file changed that recently is hashed but not recorded
+(git calls such entries "racy"); the next ``--fast`` hashes it again, and records it then."""
+
+
+def settled(key: bytes, started_ns: int) -> bool:
+    """Whether the file of ``key`` (packed) last changed :data:`SETTLE_NS` before
+    ``started_ns`` (``time.time_ns()`` when verification began), so that a later change moves
+    its ctime."""
+    return int.from_bytes(key[16:24], "little", signed=True) < started_ns - SETTLE_NS
 
 
 def stat_key(st: os.stat_result) -> StatKey:

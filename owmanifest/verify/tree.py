@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,15 +48,17 @@ def _update_cache(
     prefix: str,
     hashed: Sequence[FileEntry],
     before: dict[str, bytes],
+    started_ns: int,
     problems: Sequence[FileProblem],
     whole: tuple[Sequence[FileEntry], bytes] | None,
 ) -> None:
     """Record the files that were hashed and verified, if their stat keys are still those of
-    ``before`` (taken before they were hashed). With ``whole`` (every file of the manifest and
-    the stat keys they all had before anything was hashed), the tree's fingerprint too, when
-    every file verified, from the cache or hashed, and none changed while it was hashed."""
+    ``before`` (taken before they were hashed) and they had not changed just before
+    ``started_ns`` (:func:`~owmanifest.verify.hashcache.settled`). With ``whole`` (every file of
+    the manifest and the stat keys they all had before anything was hashed), the tree's
+    fingerprint too, when every file verified, from the cache or hashed and recorded."""
     from ..manifest.hashing import stat_keys
-    from .hashcache import tree_fingerprint
+    from .hashcache import settled, tree_fingerprint
 
     paths = [prefix + entry.path for entry in hashed]
     after: list[bytes | None]
@@ -69,7 +72,11 @@ def _update_cache(
                 after.append(cache.key_of(os.lstat(path)))
             except OSError:
                 after.append(None)
-    unchanged = [(e, k) for e, k in zip(hashed, after, strict=True) if k == before[e.path]]
+    unchanged = [
+        (e, k)
+        for e, k in zip(hashed, after, strict=True)
+        if k == before[e.path] and settled(k, started_ns)
+    ]
     cache.forget(p.path for p in problems)
     cache.record([e for e, _ in unchanged], b"".join([k for _, k in unchanged if k]))
     fingerprint = None
@@ -184,6 +191,7 @@ def check_tree(
     cache = None
     base = os.fspath(root)
     prefix = base if base.endswith(os.sep) else base + os.sep  # os.path.join, once
+    started_ns = time.time_ns()
     at_once = _stat_at_once(entries, prefix, keys=fast)
     if fast:
         if files is None and at_once is not None and _tree_unchanged(manifest, root, at_once[2]):
@@ -292,7 +300,7 @@ def check_tree(
         good = []
     if cache is not None:
         whole = (entries, at_once[2]) if files is None and at_once is not None else None
-        _update_cache(cache, prefix, good, before, problems, whole)
+        _update_cache(cache, prefix, good, before, started_ns, problems, whole)
         passed = {e.path for e in (*good, *cached)}
         good = [e for e in entries if e.path in passed]
     return _report(root, manifest, good, problems, strict, files)

@@ -20,8 +20,8 @@ from owmanifest.cli import main
 from owmanifest.errors import FileVerificationError
 from owmanifest.manifest.digest import Digest
 from owmanifest.schemas import load_schema
-from owmanifest.verify import TrustPolicy, verify_manifest, verify_tree
-from owmanifest.verify.hashcache import HashCache, _records, stat_key
+from owmanifest.verify import TrustPolicy, hashcache, verify_manifest, verify_tree
+from owmanifest.verify.hashcache import HashCache, _records, settled, stat_key
 from owmanifest.verify.result import VerifiedManifest
 from owmanifest.verify.tree import check_tree
 
@@ -31,6 +31,13 @@ from .fixtures import ASSETS, DIDS, signed_bytes
 @pytest.fixture(scope="module")
 def verified() -> VerifiedManifest:
     return verify_manifest(signed_bytes(), TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]]))
+
+
+@pytest.fixture(autouse=True)
+def settled_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test data is written just before each test: record files as if they had settled
+    (test_a_file_changed_just_before_is_not_recorded checks the rule)."""
+    monkeypatch.setattr(hashcache, "SETTLE_NS", 0)
 
 
 @pytest.fixture
@@ -196,6 +203,30 @@ def test_cache_of_the_first_version_means_a_full_hash(
     assert verify_tree(verified, data, fast=True).ok
     assert len(hashed) == 2 and len(hashed[-1]) == len(hashed[0])
     assert json.loads(cache.read_bytes())["version"] == 2
+
+
+def test_a_file_changed_just_before_is_not_recorded(
+    verified: VerifiedManifest, data: Path, hashed: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a change in the same clock tick as the one before leaves ctime as it was: a file that
+    # changed just before a run is hashed, and hashed again the next time
+    monkeypatch.setattr(hashcache, "SETTLE_NS", 10**18)  # every file changed "just before"
+    verify_tree(verified, data, fast=True)
+    verify_tree(verified, data, fast=True)
+    assert len(hashed) == 2 and hashed[1] == hashed[0]
+    assert not _tree_file(verified, data).exists()
+    monkeypatch.setattr(hashcache, "SETTLE_NS", 0)
+    verify_tree(verified, data, fast=True)  # hashed once more, and now recorded
+    verify_tree(verified, data, fast=True)
+    assert len(hashed) == 3 and _tree_file(verified, data).exists()
+
+
+def test_settled_compares_ctime_with_the_start() -> None:
+    key = struct.pack(hashing.STAT_KEY_FORMAT, 10, 5_000, 7_000, 1, 2)
+    assert settled(key, 7_001 + hashcache.SETTLE_NS)
+    assert not settled(key, 7_000 + hashcache.SETTLE_NS)
+    key = struct.pack(hashing.STAT_KEY_FORMAT, 10, 99_000, -3, 1, 2)  # mtime set ahead; old ctime
+    assert settled(key, hashcache.SETTLE_NS)
 
 
 def test_directory_whose_name_is_not_utf8(
