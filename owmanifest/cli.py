@@ -243,6 +243,7 @@ def _report_json(report: TreeReport) -> dict[str, Any]:
     return {
         "directory": report.directory,
         "verified": len(report.verified),
+        "fromCache": report.from_cache,
         "problems": [
             {"path": p.path, "kind": p.kind, "expected": p.expected, "observed": p.observed}
             for p in report.problems
@@ -516,7 +517,12 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     bar.close()
     for extra in report.extra:
         out.info(f"extra (not in manifest): {extra}")
-    out.status(True, f"{args.directory}: {len(report.verified)} file(s) verified")
+    cached = (
+        f", {report.from_cache} of them from the hash cache (unchanged since they last verified)"
+        if report.from_cache
+        else ""
+    )
+    out.status(True, f"{args.directory}: {len(report.verified)} file(s) verified{cached}")
     result["ok"] = True
     result["tree"] = _report_json(report)
     if out.as_json:

@@ -60,12 +60,19 @@ class FileProblem:
 
 @dataclass(frozen=True)
 class TreeReport:
-    """The result of checking a directory against a verified manifest."""
+    """The result of checking a directory against a verified manifest.
+
+    Attributes:
+        verified: the files that verified.
+        from_cache: how many of them ``verify --fast`` trusted from the hash cache, unchanged
+            since they last verified, without reading them (the others were hashed).
+    """
 
     directory: str
     verified: tuple[FileEntry, ...]
     problems: tuple[FileProblem, ...] = ()
     extra: tuple[str, ...] = field(default_factory=tuple)
+    from_cache: int = 0
 
     @property
     def ok(self) -> bool:

@@ -197,7 +197,7 @@ def check_tree(
         if files is None and at_once is not None and _tree_unchanged(manifest, root, at_once[2]):
             if progress is not None:
                 progress(sum(entry.size for entry in entries))
-            return _report(root, manifest, entries, [], strict, files)
+            return _report(root, manifest, entries, [], strict, files, from_cache=len(entries))
         from .hashcache import HashCache  # only now: the start-up time of every other verify
 
         cache = HashCache.load(manifest.id, root)
@@ -303,7 +303,7 @@ def check_tree(
         _update_cache(cache, prefix, good, before, started_ns, problems, whole)
         passed = {e.path for e in (*good, *cached)}
         good = [e for e in entries if e.path in passed]
-    return _report(root, manifest, good, problems, strict, files)
+    return _report(root, manifest, good, problems, strict, files, from_cache=len(cached))
 
 
 def _report(
@@ -313,16 +313,22 @@ def _report(
     problems: list[FileProblem],
     strict: bool,
     files: Sequence[FileEntry] | None,
+    *,
+    from_cache: int,
 ) -> TreeReport:
-    """The report of :func:`check_tree`, with the extra files when the whole tree was checked;
-    raises if anything failed."""
+    """The report of :func:`check_tree`, with the extra files when the whole tree was checked
+    and how many files came from the hash cache; raises if anything failed."""
     entries = manifest.files if files is None else files
     extra = tuple(_extra_files(root, {e.path for e in manifest.files})) if files is None else ()
     if strict:
         problems.extend(FileProblem(p, "extra", "not present", "present") for p in extra)
     problems.sort(key=lambda p: p.path)
     report = TreeReport(
-        directory=str(root), verified=tuple(good), problems=tuple(problems), extra=extra
+        directory=str(root),
+        verified=tuple(good),
+        problems=tuple(problems),
+        extra=extra,
+        from_cache=from_cache,
     )
     if problems:
         first = problems[0]

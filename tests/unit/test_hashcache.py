@@ -97,6 +97,7 @@ def test_unchanged_tree_is_not_hashed_again(
     assert len(hashed) == 1  # no further hashing
     assert second.verified == first.verified
     assert len(second.verified) == len(verified.manifest.files)
+    assert (first.from_cache, second.from_cache) == (0, len(second.verified))
 
 
 def test_without_fast_every_byte_is_hashed(
@@ -117,7 +118,7 @@ def test_touched_file_is_hashed_again(
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     report = verify_tree(verified, data, fast=True)
     assert hashed[-1] == ["70000.bin"]
-    assert report.ok
+    assert report.ok and report.from_cache == len(report.verified) - 1
 
 
 def test_modified_file_with_restored_mtime_is_detected(
@@ -294,6 +295,7 @@ def test_unchanged_tree_is_trusted_whole(
     for _ in range(2):  # neither hashed nor compared file by file
         report = verify_tree(verified, data, fast=True)
         assert report.verified == verified.manifest.files
+        assert report.from_cache == len(report.verified)
     assert len(hashed) == 1 and len(per_file_reads) == 1
     doc = json.loads(_tree_file(verified, data).read_bytes())
     jsonschema.validate(doc, load_schema("hashcache-tree"))
@@ -497,11 +499,22 @@ def test_fast_record_check_takes_what_the_schema_takes() -> None:
     assert _records([], "") == {}
 
 
-def test_cli_verify_fast(verified: VerifiedManifest, data: Path, hashed: list[list[str]]) -> None:
+def test_cli_verify_fast(
+    verified: VerifiedManifest,
+    data: Path,
+    hashed: list[list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     manifest = str(ASSETS / "signed.jsonld")
     trust = ["--trust", DIDS["alice"], "--trust", DIDS["bob"], "--no-state", "-q"]
     assert main(["verify", manifest, str(data), *trust, "--fast"]) == 0
-    assert main(["verify", manifest, str(data), *trust, "--fast"]) == 0
+    assert main(["verify", manifest, str(data), *trust[:-1], "--fast"]) == 0
+    count = len(verified.manifest.files)
+    assert f"{count} file(s) verified, {count} of them from the hash cache" in (
+        capsys.readouterr().err  # (status lines go to stderr; stdout is for --json)
+    )
+    assert main(["verify", manifest, str(data), *trust[:-1], "--fast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tree"]["fromCache"] == count
     assert len(hashed) == 1
     assert main(["verify", manifest, str(data), *trust]) == 0
     assert len(hashed) == 2
