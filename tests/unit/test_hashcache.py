@@ -88,6 +88,15 @@ def _per_file_only(verified: VerifiedManifest, data: Path) -> None:
     _tree_file(verified, data).unlink()
 
 
+def _cached_per_file(verified: VerifiedManifest, data: Path) -> tuple[Path, dict[str, Any]]:
+    """Verify ``data`` once with --fast, drop the fingerprint; the per-file cache's file and
+    content."""
+    verify_tree(verified, data, fast=True)
+    _per_file_only(verified, data)
+    cache = _cache_file(verified, data)
+    return cache, json.loads(cache.read_bytes())
+
+
 def test_unchanged_tree_is_not_hashed_again(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]]
 ) -> None:
@@ -179,10 +188,7 @@ def test_unusable_cache_means_a_full_hash(
 def test_cache_with_wrong_root_is_not_trusted(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]]
 ) -> None:
-    verify_tree(verified, data, fast=True)
-    _per_file_only(verified, data)
-    cache = _cache_file(verified, data)
-    doc = json.loads(cache.read_bytes())
+    cache, doc = _cached_per_file(verified, data)
     cache.write_text(json.dumps(_with_root(doc, "README.txt", "00" * 32)))
     verify_tree(verified, data, fast=True)
     assert hashed[-1] == ["README.txt"]
@@ -191,10 +197,7 @@ def test_cache_with_wrong_root_is_not_trusted(
 def test_cache_of_the_first_version_means_a_full_hash(
     verified: VerifiedManifest, data: Path, hashed: list[list[str]]
 ) -> None:
-    verify_tree(verified, data, fast=True)
-    _per_file_only(verified, data)
-    cache = _cache_file(verified, data)
-    doc = json.loads(cache.read_bytes())
+    cache, doc = _cached_per_file(verified, data)
     files = {}
     for path, record in _records_of(doc).items():  # as the first version wrote the same records
         key = struct.unpack(hashing.STAT_KEY_FORMAT, bytes.fromhex(record[:80]))
@@ -407,10 +410,7 @@ def test_part_of_the_tree_neither_uses_nor_writes_the_fingerprint(
 def test_no_fingerprint_when_a_file_changes_while_hashed(
     verified: VerifiedManifest, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    verify_tree(verified, data, fast=True)
-    _per_file_only(verified, data)
-    cache = _cache_file(verified, data)
-    doc = json.loads(cache.read_bytes())
+    cache, doc = _cached_per_file(verified, data)
     # recorded once with another root: README is hashed
     cache.write_text(json.dumps(_with_root(doc, "README.txt", "00" * 32)))
     real = hashing.hash_files
