@@ -5,7 +5,8 @@ when all of these are what they were when the file last verified against the sam
 the same directory: size, modification time, status-change time (``ctime``, which no user call
 can set back), inode and device; and the manifest still expects the root the file had then.
 Anything else (a touched, rewritten, replaced or moved file, another dataset, a cache that is
-missing, corrupt or of another shape) means the file is hashed in full.
+missing, corrupt or of another shape) means the file is hashed in full. A file that changed in
+the seconds before the run is hashed and not recorded (:data:`SETTLE_NS`). ADR 0011.
 
 The cache is one JSON file per (dataset id, directory) in the state directory
 (``owmanifest._dirs.state_dir()/hashcache``): the sorted paths, and one string of fixed-size
