@@ -224,27 +224,115 @@ msd_sort(entry_t *a, size_t n, size_t depth)
     }
 }
 
+/* --- the body in a few sorted runs ---------------------------------------------------------
+ * The plain file statements of a created manifest arrive sorted (plain_lines writes each file's
+ * lines in the order of their predicates and the hasPart statements after all of them, for
+ * files in the order of their paths): the body is then the few statements pyoxigraph wrote and
+ * two long sorted runs. Such a body is sorted by merging its runs, each merge starting with a
+ * binary search, so that runs that lie apart (the files' statements sort before the dataset's)
+ * are copied, not compared line by line. With more than MAX_RUNS runs, the MSD sort above. */
+
+#define MAX_RUNS 32
+
+/* a[0:na] and b[0:nb], each sorted and not empty, merged into out. */
+static void
+merge_runs(const line_t *a, size_t na, const line_t *b, size_t nb, line_t *out)
+{
+    size_t lo = 0, hi = na;
+
+    while (lo < hi) { /* the lines of a that come before b's first */
+        size_t mid = lo + (hi - lo) / 2;
+        if (compare_lines(&a[mid], &b[0]) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memcpy(out, a, lo * sizeof *a);
+    out += lo;
+    a += lo;
+    na -= lo;
+    while (na && nb) {
+        if (compare_lines(a, b) <= 0) {
+            *out++ = *a++;
+            na--;
+        } else {
+            *out++ = *b++;
+            nb--;
+        }
+    }
+    memcpy(out, a, na * sizeof *a);
+    memcpy(out + na, b, nb * sizeof *b);
+}
+
+/* Sort body[0:n] when it is at most MAX_RUNS ascending runs: neighbouring runs merged pairwise
+ * until one is left. 1: sorted; 0: more runs (body untouched); -1: out of memory. */
+static int
+merge_sorted_runs(line_t *body, size_t n)
+{
+    size_t starts[MAX_RUNS + 1], count = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || compare_lines(&body[i - 1], &body[i]) > 0) {
+            if (count == MAX_RUNS)
+                return 0;
+            starts[count++] = i;
+        }
+    starts[count] = n;
+    if (count <= 1)
+        return 1;
+    line_t *tmp = malloc(n * sizeof *tmp), *src = body, *dst = tmp;
+    if (!tmp)
+        return -1;
+    while (count > 1) {
+        size_t k = 0;
+        for (size_t r = 0; r < count; r += 2) {
+            size_t s = starts[r], m = starts[r + 1];
+            if (r + 1 == count) /* an odd run out: as it is */
+                memcpy(dst + s, src + s, (n - s) * sizeof *src);
+            else
+                merge_runs(src + s, m - s, src + m, starts[r + 2] - m, dst + s);
+            starts[k++] = s;
+        }
+        starts[k] = n;
+        count = k;
+        line_t *swap = src;
+        src = dst;
+        dst = swap;
+    }
+    if (src != body)
+        memcpy(body, src, n * sizeof *body);
+    free(tmp);
+    return 1;
+}
+
 /* Sort the body lines and drop duplicates, in place; 0 when out of memory. */
 static int
 sort_lines(line_t *body, Py_ssize_t n, Py_ssize_t *n_unique)
 {
-    entry_t *entries = malloc(sizeof(entry_t) * (size_t)(n ? n : 1));
-    line_t *sorted = malloc(sizeof(line_t) * (size_t)(n ? n : 1));
-    if (!entries || !sorted) {
-        free(entries);
-        free(sorted);
+    int merged = merge_sorted_runs(body, (size_t)n);
+    if (merged < 0)
         return 0;
+    if (!merged) {
+        entry_t *entries = malloc(sizeof(entry_t) * (size_t)n);
+        line_t *sorted = malloc(sizeof(line_t) * (size_t)n);
+        if (!entries || !sorted) {
+            free(entries);
+            free(sorted);
+            return 0;
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+            entries[i].line = &body[i];
+        msd_sort(entries, (size_t)n, 0);
+        for (Py_ssize_t i = 0; i < n; i++)
+            sorted[i] = *entries[i].line;
+        free(entries);
+        memcpy(body, sorted, sizeof(line_t) * (size_t)n);
+        free(sorted);
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        entries[i].line = &body[i];
-    msd_sort(entries, (size_t)n, 0);
     Py_ssize_t u = 0;
     for (Py_ssize_t i = 0; i < n; i++)
-        if (!u || compare_lines(&sorted[u - 1], entries[i].line) != 0)
-            sorted[u++] = *entries[i].line;
-    free(entries);
-    memcpy(body, sorted, sizeof(line_t) * (size_t)u);
-    free(sorted);
+        if (!u || compare_lines(&body[u - 1], &body[i]) != 0)
+            body[u++] = body[i];
     *n_unique = u;
     return 1;
 }
@@ -695,7 +783,7 @@ plain_lines(PyObject *self, PyObject *args)
 {
     PyObject *files, *dataset, *others = NULL, *result = NULL;
     Py_buffer head, kind, path_p, size_p, root_p, integer;
-    out_t o = {NULL, 0, 0};
+    out_t o = {NULL, 0, 0}, parts = {NULL, 0, 0};
     Py_ssize_t nd, count;
     const char *ds;
 
@@ -738,22 +826,27 @@ plain_lines(PyObject *self, PyObject *args)
                 goto done;
             continue;
         }
+        /* the file's lines in the order of their predicates (type, byteSize, merkleRoot,
+         * path), its hasPart statement with the others after all files: sorted runs */
         int nsize = snprintf(digits, sizeof digits, "%lld", size);
-        int ok = put(&o, head.buf, (size_t)head.len) && put(&o, iri, (size_t)ni) &&
-                 put(&o, "> .\n<", 5) && put(&o, iri, (size_t)ni);
-        if (ok && type) /* (kind ends with the next line's "<") */
-            ok = put(&o, kind.buf, (size_t)kind.len) && put(&o, iri, (size_t)ni);
-        ok = ok && put(&o, path_p.buf, (size_t)path_p.len) && put(&o, path, (size_t)np) &&
-             put(&o, "\" .\n<", 5) &&
-             put(&o, iri, (size_t)ni) && put(&o, size_p.buf, (size_t)size_p.len) &&
-             put(&o, digits, (size_t)nsize) && put(&o, integer.buf, (size_t)integer.len);
+        int ok = !type || (put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+                           put(&o, kind.buf, (size_t)kind.len));
+        ok = ok && put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+             put(&o, size_p.buf, (size_t)size_p.len) && put(&o, digits, (size_t)nsize) &&
+             put(&o, integer.buf, (size_t)integer.len);
         if (ok && root)
             ok = put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
                  put(&o, root_p.buf, (size_t)root_p.len) && put(&o, root, (size_t)nr) &&
                  put(&o, "\" .\n", 4);
+        ok = ok && put(&o, "<", 1) && put(&o, iri, (size_t)ni) &&
+             put(&o, path_p.buf, (size_t)path_p.len) && put(&o, path, (size_t)np) &&
+             put(&o, "\" .\n", 4) && put(&parts, head.buf, (size_t)head.len) &&
+             put(&parts, iri, (size_t)ni) && put(&parts, "> .\n", 4);
         if (!ok)
             goto done;
     }
+    if (parts.n && !put(&o, parts.p, parts.n))
+        goto done;
     {
         PyObject *lines = PyBytes_FromStringAndSize(o.p ? o.p : "", (Py_ssize_t)o.n);
         if (lines)
@@ -762,6 +855,7 @@ plain_lines(PyObject *self, PyObject *args)
 done:
     Py_XDECREF(others);
     PyMem_Free(o.p);
+    PyMem_Free(parts.p);
     PyBuffer_Release(&head);
     PyBuffer_Release(&kind);
     PyBuffer_Release(&path_p);

@@ -332,7 +332,7 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     if type(files) is not list or type(dataset) is not str or not _PLAIN_DATASET_IRI(dataset):
         return doc, b""
     head = f"<{dataset}> <{v.DCTERMS_HAS_PART}> <"
-    kind = f"> <{v.RDF_TYPE}> <{v.OWM_FILE}> .\n<"
+    kind = f"> <{v.RDF_TYPE}> <{v.OWM_FILE}> .\n"
     props = (v.OWM_PATH, v.DCAT_BYTE_SIZE, v.OWM_MERKLE_ROOT)
     path_p, size_p, root_p = (f'> <{p}> "' for p in props)
     integer = f'"^^<{v.XSD_INTEGER}> .\n'
@@ -344,6 +344,7 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         return _without_plain(doc, files, others, written)
     plain_literal, root_ok = _PLAIN_LITERAL, _BEP52_ROOT
     out: list[str] = []
+    parts: list[str] = []
     others = []
     for f in files:
         if type(f) is not dict or not 3 <= len(f) <= 5:
@@ -365,13 +366,16 @@ def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         ):
             others.append(f)
             continue
-        out.append(f"{head}{iri}> .\n<{iri}")
+        # each file's lines in the order of their predicates, the hasPart statements after all
+        # files: for files in path order, sorted runs (the compiled one pass merges them)
         if typed:
-            out.append(f"{kind}{iri}")  # (kind ends with the next line's "<")
-        out.append(f'{path_p}{path}" .\n<{iri}{size_p}{size}{integer}')
+            out.append(f"<{iri}{kind}")
+        out.append(f"<{iri}{size_p}{size}{integer}")
         if root is not None:
             out.append(f'<{iri}{root_p}{root}" .\n')
-    return _without_plain(doc, files, others, "".join(out).encode("utf-8"))
+        out.append(f'<{iri}{path_p}{path}" .\n')
+        parts.append(f"{head}{iri}> .\n")
+    return _without_plain(doc, files, others, "".join(out + parts).encode("utf-8"))
 
 
 def _without_plain(
