@@ -845,12 +845,17 @@ plain_lines(PyObject *self, PyObject *args)
         if (!ok)
             goto done;
     }
-    if (parts.n && !put(&o, parts.p, parts.n))
-        goto done;
     {
-        PyObject *lines = PyBytes_FromStringAndSize(o.p ? o.p : "", (Py_ssize_t)o.n);
-        if (lines)
+        /* the two parts copied once into the result (appending the second to the first could
+         * hold it twice: ~110 MB at 1,000,000 files) */
+        PyObject *lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(o.n + parts.n));
+        if (lines) {
+            if (o.n)
+                memcpy(PyBytes_AS_STRING(lines), o.p, o.n);
+            if (parts.n)
+                memcpy(PyBytes_AS_STRING(lines) + o.n, parts.p, parts.n);
             result = Py_BuildValue("(ON)", others, lines);
+        }
     }
 done:
     Py_XDECREF(others);
