@@ -64,6 +64,7 @@ __all__ = [
     "hash_files",
     "stat_files",
     "stat_files_and_keys",
+    "stat_key_of",
     "stat_keys",
 ]
 
@@ -856,6 +857,15 @@ STAT_KEY_FORMAT = "<qqqQQ"
 """The :mod:`struct` format of one file's entry in :func:`stat_keys`: size, mtime_ns, ctime_ns,
 inode, device."""
 
+_STAT_KEY = struct.Struct(STAT_KEY_FORMAT)
+STAT_KEY_SIZE = _STAT_KEY.size
+"""Bytes of one file's entry in :func:`stat_keys` (40)."""
+
+
+def stat_key_of(st: os.stat_result) -> bytes:
+    """One file's entry in :func:`stat_keys`, from its stat result."""
+    return _STAT_KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
 
 def stat_keys(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = True) -> bytes:
     """Each file's (size, mtime_ns, ctime_ns, inode, device), packed with
@@ -878,12 +888,7 @@ def _stat_pass(
     core = _core()
     if core is None:
         stats = [_stat(name, follow_symlinks) for name in names]
-        packed = b""
-        if keys:
-            pack = struct.Struct(STAT_KEY_FORMAT).pack
-            packed = b"".join(
-                [pack(s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_dev) for s in stats]
-            )
+        packed = b"".join(map(stat_key_of, stats)) if keys else b""
         return [s.st_size for s in stats], [s.st_mtime_ns for s in stats], packed
     sizes, mtimes, error, *packed_keys = core.stat_files(names, follow_symlinks, keys)
     if error is not None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 from .._atomic import write_atomic
 from .._dirs import state_dir
 from ..errors import Error, UsageError
+from ..manifest.hashing import STAT_KEY_SIZE
 from ..manifest.model import FileEntry
 
 __all__ = ["SETTLE_NS", "HashCache", "StatKey", "settled", "stat_key", "tree_fingerprint"]
@@ -54,7 +54,7 @@ _VERSION = 2  # 1: a list of five numbers and a root per file
 StatKey = tuple[int, int, int, int, int]
 """``(size, mtime_ns, ctime_ns, inode, device)`` of a file."""
 
-_KEY_SIZE = 40  # struct.calcsize(hashing.STAT_KEY_FORMAT), not imported: start-up time
+_KEY_SIZE = STAT_KEY_SIZE
 _ROOT_SIZE = 32
 _RECORD_SIZE = _KEY_SIZE + _ROOT_SIZE
 _EMPTY_ROOT = bytes(_ROOT_SIZE)
@@ -181,13 +181,6 @@ class HashCache:
         if doc["dataset"] != dataset_id or doc["directory"] != resolved:
             return empty
         return cls(path, dataset_id, resolved, records)
-
-    @staticmethod
-    def key_of(st: os.stat_result) -> bytes:
-        """:func:`stat_key` packed as :func:`owmanifest.manifest.hashing.stat_keys` packs it."""
-        from ..manifest.hashing import STAT_KEY_FORMAT
-
-        return struct.pack(STAT_KEY_FORMAT, *stat_key(st))
 
     def fresh(self, entries: Sequence[FileEntry], keys: bytes) -> list[bool]:
         """For each of ``entries``, whether it verified before with exactly its stat key in

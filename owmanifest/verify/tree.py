@@ -57,19 +57,20 @@ def _update_cache(
     ``started_ns`` (:func:`~owmanifest.verify.hashcache.settled`). With ``whole`` (every file of
     the manifest and the stat keys they all had before anything was hashed), the tree's
     fingerprint too, when every file verified, from the cache or hashed and recorded."""
-    from ..manifest.hashing import stat_keys
+    from ..manifest.hashing import STAT_KEY_SIZE as SIZE
+    from ..manifest.hashing import stat_key_of, stat_keys
     from .hashcache import settled, tree_fingerprint
 
     paths = [prefix + entry.path for entry in hashed]
     after: list[bytes | None]
     try:
         keys = stat_keys(paths, follow_symlinks=False)
-        after = [keys[i : i + 40] for i in range(0, len(keys), 40)]
+        after = [keys[i : i + SIZE] for i in range(0, len(keys), SIZE)]
     except FileVerificationError:  # one of them is gone or no longer a file: one at a time
         after = []
         for path in paths:
             try:
-                after.append(cache.key_of(os.lstat(path)))
+                after.append(stat_key_of(os.lstat(path)))
             except OSError:
                 after.append(None)
     unchanged = [
@@ -181,7 +182,8 @@ def check_tree(
     Used by :func:`verify_tree` and by ``sign --check`` (a signer attests to bytes it has seen).
     Same contract as :func:`verify_tree`.
     """
-    from ..manifest.hashing import FileHashes, FileStats, hash_files
+    from ..manifest.hashing import STAT_KEY_SIZE as SIZE
+    from ..manifest.hashing import FileHashes, FileStats, hash_files, stat_key_of
 
     root = Path(directory)
     if not root.is_dir():
@@ -220,7 +222,7 @@ def check_tree(
                 hash_paths.append(paths[i])
                 hash_stats.sizes.append(found.sizes[i])
                 hash_stats.mtimes_ns.append(found.mtimes_ns[i])
-                before[entry.path] = keys[40 * i : 40 * i + 40]
+                before[entry.path] = keys[SIZE * i : SIZE * (i + 1)]
     for entry in entries if at_once is None else ():
         path = prefix + entry.path
         try:
@@ -231,7 +233,7 @@ def check_tree(
         except OSError as exc:
             problems.append(FileProblem(entry.path, "unreadable", observed=exc.strerror))
             continue
-        key = b"" if cache is None else cache.key_of(st)
+        key = b"" if cache is None else stat_key_of(st)
         if stat.S_ISLNK(st.st_mode):
             problems.append(FileProblem(entry.path, "symlink", "regular file", "symbolic link"))
         elif not stat.S_ISREG(st.st_mode):
