@@ -6,6 +6,8 @@ import hashlib
 import os
 import random
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -201,6 +203,32 @@ def test_hash_files_equals_hash_file(
         got = hash_files(paths, piece_length, v1=v1, sha256=sha, workers=2, progress=seen.append)
         assert got == [hash_file(p, piece_length, v1=v1, sha256=sha) for p in paths]
         assert sum(seen) == sum(file_sizes)
+
+
+def test_the_first_failing_task_stops_every_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a task failed, no thread starts another; that failure is what the caller gets."""
+    started: list[str] = []
+    second_began, first_failing = threading.Event(), threading.Event()
+
+    def task_(task: list[hashing._Job], *args: object) -> list[object]:
+        path = task[0].path
+        started.append(path)
+        if path == "f0":  # fails while the other thread is busy with f1
+            assert second_began.wait(60)
+            first_failing.set()
+            raise MissingFileError("file not found", path=path)
+        if path == "f1":
+            second_began.set()
+            assert first_failing.wait(60)
+            time.sleep(0.05)  # for the failure to be recorded (a margin, not a measurement)
+        return []
+
+    monkeypatch.setattr(hashing, "_run_task", task_)
+    tasks = [[hashing._Job(i, f"f{i}", 1, 0)] for i in range(20)]
+    with pytest.raises(MissingFileError) as info:
+        hashing._run_in_threads(tasks, BLOCK_SIZE, False, False, 2, None)
+    assert info.value.path == "f0"  # type: ignore[attr-defined]
+    assert set(started[:2]) == {"f0", "f1"} and len(started) <= 3
 
 
 def test_hash_file_matches_the_obvious_computation(tmp_path: Path) -> None:
