@@ -591,10 +591,50 @@ append(bytes_t *b, const unsigned char *data, size_t n)
 
 enum { OK = 0, E_MISSING = 1, E_OPEN = 2, E_NOT_REGULAR = 3, E_CHANGED = 4, E_READ = 5, E_NOMEM = 6 };
 
+#define KEY_SIZE 40
+
+/* x as 8 little-endian bytes at p */
+static void
+put_le64(unsigned char *p, unsigned long long x)
+{
+    int i;
+
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
+}
+
+/* A file's stat key (hashing.stat_key_of): size, mtime_ns, ctime_ns, inode, device. */
+static void
+pack_key(const struct stat *st, unsigned char *p)
+{
+    put_le64(p, (unsigned long long)(long long)st->st_size);
+    put_le64(p + 8, (unsigned long long)MTIME_NS(*st));
+    put_le64(p + 16, (unsigned long long)CTIME_NS(*st));
+    put_le64(p + 24, (unsigned long long)st->st_ino);
+    put_le64(p + 32, (unsigned long long)st->st_dev);
+}
+
 typedef struct {
     const char *path;
     long long size, mtime_ns, offset, length; /* length < 0: the whole file */
+    int has_key;                              /* the file read must be the one of `key` */
+    unsigned char key[KEY_SIZE];
 } job_t;
+
+/* Whether the open file is still the one the job was planned for: its size and time, and with
+ * a stat key its ctime, inode and device too. */
+static int
+planned_file(const job_t *job, const struct stat *st)
+{
+    unsigned char key[KEY_SIZE];
+
+    if (st->st_size != job->size || MTIME_NS(*st) != job->mtime_ns)
+        return 0;
+    if (!job->has_key)
+        return 1;
+    pack_key(st, key);
+    return memcmp(key, job->key, KEY_SIZE) == 0;
+}
 
 typedef struct {
     int has_root, has_v1, has_last, has_sha256;
@@ -818,7 +858,7 @@ open_job(const job_t *job, int *fd, int *err, long long *observed)
         close(*fd);
         return E_NOT_REGULAR;
     }
-    if (st.st_size != job->size || MTIME_NS(st) != job->mtime_ns) {
+    if (!planned_file(job, &st)) {
         *observed = (long long)st.st_size;
         close(*fd);
         return E_CHANGED;
@@ -862,7 +902,7 @@ close_job(int fd, const job_t *job, long long remaining, int *err, long long *ob
         return E_READ;
     }
     close(fd);
-    if (remaining || after.st_size != job->size || MTIME_NS(after) != job->mtime_ns) {
+    if (remaining || !planned_file(job, &after)) {
         *observed = (long long)after.st_size;
         return E_CHANGED;
     }
@@ -1282,8 +1322,9 @@ encode_path(PyObject *path, PyObject **out)
 
 PyDoc_STRVAR(hash_jobs_doc,
 "hash_jobs(jobs, piece_length, v1, sha256, buffer_size) -> (results, error)\n\n"
-"Hash each job, a tuple (number, path, size, mtime_ns, offset, length) as hashing._Job makes\n"
-"them (number unused; path str or bytes; length -1 for the whole file). Each result is\n"
+"Hash each job, a tuple (number, path, size, mtime_ns, offset, length, key) as hashing._Job\n"
+"makes them (number unused; path str or bytes; length -1 for the whole file; key None, or the\n"
+"40-byte stat key the open file must have, before and after it is read). Each result is\n"
 "(root, piece_layer, v1_pieces, v1_last_unpadded, sha256), root None for a region. error is\n"
 "None, or (index, kind, errno, observed_size) for the first job that failed (1 missing,\n"
 "2 cannot open, 3 not a regular file, 4 changed, 5 cannot read); the results then stop\n"
@@ -1339,10 +1380,19 @@ hash_jobs(PyObject *self, PyObject *args)
     for (i = 0; i < count; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
 
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 6) {
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 7) {
             PyErr_SetString(PyExc_TypeError,
-                            "a job is (number, path, size, mtime_ns, offset, length)");
+                            "a job is (number, path, size, mtime_ns, offset, length, key)");
             goto end;
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 6);
+        if (key != Py_None) {
+            if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != KEY_SIZE) {
+                PyErr_SetString(PyExc_TypeError, "a job's key is None or 40 bytes");
+                goto end;
+            }
+            jobs[i].has_key = 1;
+            memcpy(jobs[i].key, PyBytes_AS_STRING(key), KEY_SIZE);
         }
         if (encode_path(PyTuple_GET_ITEM(item, 1), &paths[i]) < 0)
             goto end;
@@ -1449,16 +1499,6 @@ PyDoc_STRVAR(stat_files_doc,
 "(size, mtime_ns, ctime_ns, inode, device) packed as little-endian 64-bit integers\n"
 "(struct format '<qqqQQ'), 40 bytes a file.");
 
-/* x as 8 little-endian bytes at p */
-static void
-put_le64(unsigned char *p, unsigned long long x)
-{
-    int i;
-
-    for (i = 0; i < 8; i++)
-        p[i] = (unsigned char)(x >> (8 * i));
-}
-
 static PyObject *
 stat_files(PyObject *self, PyObject *args)
 {
@@ -1480,7 +1520,7 @@ stat_files(PyObject *self, PyObject *args)
     encoded = PyMem_Calloc((size_t)count + 1, sizeof *encoded);
     values = PyMem_Calloc(2 * (size_t)count + 1, sizeof *values);
     if (want_keys)
-        packed = PyMem_Calloc(40 * (size_t)count + 1, 1);
+        packed = PyMem_Calloc(KEY_SIZE * (size_t)count + 1, 1);
     if (encoded == NULL || values == NULL || (want_keys && packed == NULL)) {
         PyErr_NoMemory();
         goto end;
@@ -1505,13 +1545,9 @@ stat_files(PyObject *self, PyObject *args)
         values[2 * done] = (long long)st.st_size;
         values[2 * done + 1] = MTIME_NS(st);
         if (packed != NULL) {
-            unsigned char *p = packed + 40 * done;
+            unsigned char *p = packed + KEY_SIZE * done;
 
-            put_le64(p, (unsigned long long)(long long)st.st_size);
-            put_le64(p + 8, (unsigned long long)MTIME_NS(st));
-            put_le64(p + 16, (unsigned long long)CTIME_NS(st));
-            put_le64(p + 24, (unsigned long long)st.st_ino);
-            put_le64(p + 32, (unsigned long long)st.st_dev);
+            pack_key(&st, p);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1531,7 +1567,7 @@ stat_files(PyObject *self, PyObject *args)
         PyList_SET_ITEM(mtimes, i, mtime);
     }
     if (packed != NULL &&
-        (keys = PyBytes_FromStringAndSize((const char *)packed, 40 * done)) == NULL)
+        (keys = PyBytes_FromStringAndSize((const char *)packed, KEY_SIZE * done)) == NULL)
         goto end;
     if (status != OK) {
         error = Py_BuildValue("(nii)", done, status, err);

@@ -339,7 +339,8 @@ class FileHasher:
 
 
 class _Job(NamedTuple):
-    """Hash ``length`` bytes at ``offset`` of file ``number`` (size/mtime as planned).
+    """Hash ``length`` bytes at ``offset`` of file ``number`` (size/mtime as planned; with a
+    ``key``, :func:`stat_key_of` the file read must have, so that it is the very file planned).
 
     A tuple, so that the compiled core reads it as it is.
     """
@@ -350,6 +351,7 @@ class _Job(NamedTuple):
     mtime_ns: int
     offset: int = 0
     length: int = -1  # -1: the whole file
+    key: bytes | None = None
 
     @property
     def whole(self) -> bool:
@@ -407,6 +409,14 @@ def _open(path: str) -> tuple[io.FileIO, os.stat_result]:
         raise
 
 
+def _planned(job: _Job, st: os.stat_result) -> bool:
+    """Whether an open file is still the one ``job`` was planned for: its size and modification
+    time and, with a key, its change time, inode and device too."""
+    if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+        return False
+    return job.key is None or stat_key_of(st) == job.key
+
+
 def _hash_in_buffer(
     job: _Job,
     piece_length: int,
@@ -424,7 +434,7 @@ def _hash_in_buffer(
     path, size = job.path, job.size
     fd, st = _open_fd(path)
     try:
-        if st.st_size != size or st.st_mtime_ns != job.mtime_ns:
+        if not _planned(job, st):
             raise _changed(path, size, st.st_size)
         got = 0
         while got < size:
@@ -437,7 +447,7 @@ def _hash_in_buffer(
         raise FileVerificationError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
     finally:
         os.close(fd)
-    if got != size or after.st_size != size or after.st_mtime_ns != job.mtime_ns:
+    if got != size or not _planned(job, after):
         raise _changed(path, size, after.st_size)
     if progress is not None and size:
         progress(size)
@@ -473,7 +483,8 @@ def _hash_in_buffer(
 
 def _changed(path: str, expected: int, observed: int) -> FileVerificationError:
     return FileVerificationError(
-        "file changed while it was being read",
+        "file changed while it was being read"
+        + (" (or another file was found at its path)" if expected == observed else ""),
         path=path,
         expected=f"{expected} bytes",
         observed=f"{observed} bytes",
@@ -488,13 +499,14 @@ def _read(
 ) -> None:
     """Feed ``job``'s bytes to ``hasher``; check that the file did not change meanwhile.
 
-    The file must keep the size and modification time it had when the work was planned, before
-    and after the read; a file that grows or shrinks while it is read is caught either way.
+    The file must keep the size and modification time it had when the work was planned (with
+    ``job.key``, its whole stat key), before and after the read; a file that grows or shrinks
+    while it is read is caught either way.
     """
     path = job.path
     f, st = _open(path)
     with f:
-        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+        if not _planned(job, st):
             raise _changed(path, job.size, st.st_size)
         remaining = job.size if job.whole else job.length
         try:
@@ -513,7 +525,7 @@ def _read(
             raise FileVerificationError(
                 f"cannot read file: {exc.strerror or exc}", path=path
             ) from exc
-    if remaining or after.st_size != job.size or after.st_mtime_ns != job.mtime_ns:
+    if remaining or not _planned(job, after):
         raise _changed(path, job.size, after.st_size)
 
 
@@ -639,8 +651,10 @@ def _plan(
     piece_length: int,
     split: bool,
     workers: int,
+    keys: bytes | None = None,
 ) -> list[list[_Job]]:
-    """Cut the work into tasks: regions of large files, batches of small files.
+    """Cut the work into tasks: regions of large files, batches of small files (each job with
+    its file's stat key from ``keys``, when given).
 
     Tasks are returned largest first, so that the last tasks to run are short ones.
     """
@@ -650,12 +664,13 @@ def _plan(
     batch: list[_Job] = []
     batch_bytes = 0
     for index, (path, size, mtime) in enumerate(zip(paths, sizes, mtimes, strict=True)):
+        key = None if keys is None else keys[STAT_KEY_SIZE * index : STAT_KEY_SIZE * (index + 1)]
         if split and size > region:
             for offset in range(0, size, region):
                 length = min(region, size - offset)
-                sized.append((length, [_Job(index, path, size, mtime, offset, length)]))
+                sized.append((length, [_Job(index, path, size, mtime, offset, length, key)]))
             continue
-        batch.append(_Job(index, path, size, mtime))
+        batch.append(_Job(index, path, size, mtime, 0, -1, key))
         batch_bytes += size
         if len(batch) >= batch_files or batch_bytes >= _BATCH_BYTES:
             sized.append((batch_bytes, batch))
@@ -722,6 +737,7 @@ def hash_files(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     stats: Sequence[os.stat_result] | FileStats | None = None,
+    keys: bytes | None = None,
 ) -> list[FileHashes]:
     """Hash many files on every core; the result is in the order of ``paths``.
 
@@ -742,11 +758,15 @@ def hash_files(
             already took them (they must be regular files); each file must still have that
             size and modification time when it is read, or ``FileVerificationError`` is
             raised.
+        keys: the files' :func:`stat_keys` (in the order of ``paths``), when each file read
+            must be the very file they were taken of: the same size, times, inode and device
+            when it is opened and after it is read, or ``FileVerificationError`` is raised.
+            ``verify --fast`` records only what it read this way.
 
     Raises:
         MissingFileError: a file does not exist or is not a regular file.
         FileVerificationError: a file cannot be read or changed while it was read.
-        ValueError: bad ``piece_length`` or ``workers``.
+        ValueError: bad ``piece_length``, ``workers``, ``stats`` or ``keys``.
     """
     piece_height(piece_length)
     workers = worker_count(workers)
@@ -762,7 +782,11 @@ def hash_files(
     else:
         sizes = [st.st_size for st in stats]
         mtimes = [st.st_mtime_ns for st in stats]
-    return _hash_stated(names, sizes, mtimes, piece_length, v1, sha256, workers, progress)
+    if keys is not None and len(keys) != STAT_KEY_SIZE * len(names):
+        raise ValueError("keys must be one stat key per path")
+    return _hash_stated(
+        names, sizes, mtimes, piece_length, v1, sha256, workers, progress, keys=keys
+    )
 
 
 def _names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -792,16 +816,18 @@ def _hash_stated(
     sha256: bool,
     workers: int,
     progress: ProgressCallback | None,
+    *,
+    keys: bytes | None = None,
 ) -> list[FileHashes]:
     """:func:`hash_files` of regular files whose sizes and modification times were taken."""
     total = sum(sizes)
     report = _SerializedProgress(progress) if progress is not None else None
 
     if workers == 1 or (total < _INLINE_BYTES and len(names) < _INLINE_FILES):
-        tasks = _plan(names, sizes, mtimes, piece_length, False, 1)
+        tasks = _plan(names, sizes, mtimes, piece_length, False, 1, keys)
         results = [_run_task(task, piece_length, v1, sha256, report) for task in tasks]
     else:
-        tasks = _plan(names, sizes, mtimes, piece_length, not sha256, workers)
+        tasks = _plan(names, sizes, mtimes, piece_length, not sha256, workers, keys)
         results = _run_parallel(tasks, piece_length, v1, sha256, workers, report)
 
     out: list[Any] = [None] * len(names)

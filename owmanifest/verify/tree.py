@@ -252,8 +252,8 @@ def check_tree(
                 before[entry.path] = key
     if progress is not None and cached_bytes:
         progress(cached_bytes)
+    results: list[FileHashes] | None = []  # None: read one at a time after a change
     if to_hash:
-        results: list[FileHashes] | None
         try:
             results = hash_files(
                 hash_paths,
@@ -262,6 +262,10 @@ def check_tree(
                 workers=workers,
                 progress=progress,
                 stats=hash_stats,
+                # with the cache, each file read must be the very file whose stat key is
+                # recorded with its root: not another one put at its path (or under a renamed
+                # directory) between the stat pass and the read
+                keys=None if cache is None else b"".join(before[e.path] for e in to_hash),
             )
         except FileVerificationError:
             results = None
@@ -301,8 +305,11 @@ def check_tree(
     else:
         good = []
     if cache is not None:
-        whole = (entries, at_once[2]) if files is None and at_once is not None else None
-        _update_cache(cache, prefix, good, before, started_ns, problems, whole)
+        if results is None:  # read one at a time, by path: nothing of this run is recorded
+            _update_cache(cache, prefix, [], before, started_ns, problems, None)
+        else:
+            whole = (entries, at_once[2]) if files is None and at_once is not None else None
+            _update_cache(cache, prefix, good, before, started_ns, problems, whole)
         passed = {e.path for e in (*good, *cached)}
         good = [e for e in entries if e.path in passed]
     return _report(root, manifest, good, problems, strict, files, from_cache=len(cached))

@@ -163,6 +163,55 @@ def test_replaced_file_is_hashed_again(
     assert hashed[-1] == ["README.txt"]
 
 
+@pytest.mark.parametrize("engine", ["hash_files", "hash_files+hash_file"])
+def test_a_file_swapped_in_after_the_stat_pass_is_not_recorded(
+    verified: VerifiedManifest,
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+) -> None:
+    """Someone who may write the dataset, not the state directory: a good copy of a directory
+    is renamed in for the read and the bad one back afterwards. A file in it keeps its stat key
+    (renaming a directory changes only the directory's ctime), so the run must make sure that
+    what it read is the file of that key, or it would record the bad file with the good root.
+    The engine sees another file and fails; the reading one at a time that follows (by path,
+    swapped too in the second case) is not recorded."""
+    good, bad = tmp_path / "good-blocks", tmp_path / "bad-blocks"
+    shutil.copytree(data / "blocks", good, copy_function=shutil.copy2)
+    target = data / "blocks" / "16385.bin"
+    st = target.stat()
+    raw = bytearray(target.read_bytes())
+    raw[100] ^= 1
+    target.write_bytes(bytes(raw))  # the same size and (below) mtime as the good copy
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def swapping(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            os.rename(data / "blocks", bad)
+            os.rename(good, data / "blocks")
+            try:
+                return real(*args, **kwargs)
+            finally:
+                os.rename(data / "blocks", good)
+                os.rename(bad, data / "blocks")
+
+        return call
+
+    with monkeypatch.context() as patch:
+        for name in engine.split("+"):
+            patch.setattr(hashing, name, swapping(getattr(hashing, name)))
+        with contextlib.suppress(FileVerificationError):  # what it reports is not the point
+            verify_tree(verified, data, fast=True)
+    assert target.read_bytes() == bytes(raw)
+    with pytest.raises(FileVerificationError) as info:
+        verify_tree(verified, data, fast=True)
+    assert info.value.report is not None
+    assert [(p.path, p.kind) for p in info.value.report.problems] == [
+        ("blocks/16385.bin", "digest")
+    ]
+
+
 @pytest.mark.parametrize(
     "content",
     [

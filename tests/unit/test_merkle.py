@@ -316,6 +316,38 @@ def test_file_changed_between_plan_and_read(
     assert info.value.path == str(paths[2])  # type: ignore[attr-defined]
 
 
+def _replace_keeping_size_and_mtime(path: Path) -> None:
+    """Another file at ``path``: the same bytes, size and mtime, another inode and ctime."""
+    st = path.stat()
+    copy = path.with_name(path.name + ".copy")
+    copy.write_bytes(path.read_bytes())
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(copy, path)
+
+
+@pytest.mark.usefixtures("force_parallel")
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("size", [3, 3 * BLOCK_SIZE + 5])  # read whole, and in regions
+def test_keys_make_the_engine_read_the_very_file_planned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool: str, size: int
+) -> None:
+    use_pool(monkeypatch, pool)
+    paths = [tmp_path / f"f{i}" for i in range(4)]
+    for path in paths:
+        path.write_bytes(random.Random(size).randbytes(size))
+    stats, keys = hashing.stat_files_and_keys(paths)
+    assert hash_files(paths, BLOCK_SIZE, workers=2, stats=stats, keys=keys) == hash_files(
+        paths, BLOCK_SIZE
+    )
+    _replace_keeping_size_and_mtime(paths[2])
+    assert hash_files(paths, BLOCK_SIZE, workers=2, stats=stats)  # size and mtime still match
+    with pytest.raises(FileVerificationError, match="another file was found") as info:
+        hash_files(paths, BLOCK_SIZE, workers=2, stats=stats, keys=keys)
+    assert info.value.path == str(paths[2])  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="one stat key per path"):
+        hash_files(paths, BLOCK_SIZE, stats=stats, keys=keys[:-1])
+
+
 def test_stats_from_the_caller(tmp_path: Path) -> None:
     paths = [tmp_path / f"f{i}" for i in range(3)]
     for i, path in enumerate(paths):
