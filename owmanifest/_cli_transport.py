@@ -66,6 +66,7 @@ def _bittorrent_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     from .cli import (
+        _only,
         _outcome_lines,
         _outcomes_json,
         _policy,
@@ -95,15 +96,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         True,
         f"{vm.source}: {m.id} version {m.version}, {len(vm.signers)} of {m.threshold} signatures",
     )
-    files = None
-    if args.only:
-        import fnmatch
-
-        files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
-        if not files:
-            raise UsageError(
-                "no file of the manifest matches --only", observed=", ".join(args.only)
-            )
+    files = _only(m, args.only) if args.only else None
     torrent = _sidecar(args)
     piece_layers: dict[bytes, bytes] = {}
     if torrent is not None:

@@ -20,6 +20,7 @@ from .errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_VERIFICATION_FAILED, Error, Us
 
 if TYPE_CHECKING:
     from .manifest.document import ManifestDocument
+    from .manifest.model import FileEntry, Manifest
     from .verify.keys import PrivateKey
     from .verify.policy import TrustPolicy
     from .verify.result import ProofOutcome, TreeReport, VerifiedManifest
@@ -454,6 +455,28 @@ def verify_with_state(
     return vm
 
 
+def _only(manifest: Manifest, globs: Sequence[str]) -> list[FileEntry]:
+    """The files that ``--only`` selects: those matching any of the globs.
+
+    Raises:
+        UsageError: a glob matches no file of the manifest (a typo would otherwise look like
+            success with fewer files).
+    """
+    import fnmatch
+
+    matched = [g for g in globs if any(fnmatch.fnmatchcase(f.path, g) for f in manifest.files)]
+    unmatched = [g for g in globs if g not in matched]
+    if unmatched:
+        raise UsageError(
+            "no file of the manifest matches --only",
+            expected=f"a glob matching paths such as {manifest.files[0].path!r}"
+            if manifest.files
+            else "a manifest with files",
+            observed=", ".join(unmatched),
+        )
+    return [f for f in manifest.files if any(fnmatch.fnmatchcase(f.path, g) for g in globs)]
+
+
 def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     from .errors import FileVerificationError, VerificationError
     from .verify.tree import verify_tree
@@ -487,11 +510,7 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
         if out.as_json:
             out.data(result)
         return EXIT_OK
-    files = None
-    if args.only:
-        import fnmatch
-
-        files = [f for f in m.files if any(fnmatch.fnmatchcase(f.path, g) for g in args.only)]
+    files = _only(m, args.only) if args.only else None
     bar = _progress("verifying", sum(f.size for f in (files or m.files)), out)
     try:
         report = verify_tree(

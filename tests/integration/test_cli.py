@@ -121,6 +121,13 @@ def test_full_workflow_and_exit_codes(
     assert code == 1
     assert "blocks/70000.bin" in err
     assert json.loads(out)["tree"]["problems"][0]["kind"] == "digest"
+    # --only checks the files it selects; a glob that selects nothing is bad usage, not success
+    code, _, err = run(capsys, "verify", m, data, *trust, "--only", "README*")
+    assert code == 0 and "1 file(s) verified" in err
+    for globs in (["nomatch*"], ["README*", "typo*"]):
+        code, _, err = run(capsys, "verify", m, data, *trust, *(f"--only={g}" for g in globs))
+        assert code == 2 and "no file of the manifest matches --only" in err
+        assert globs[-1] in err and "Traceback" not in err
     # conversions keep the signatures
     for suffix in ("trig", "nq"):
         conv = f"{tmp}/m.{suffix}"
