@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["check_tree", "verify_tree"]
 
 
-def _extra_files(directory: Path, expected: set[str]) -> list[str]:
+def _extra_files(directory: Path, expected: set[str]) -> tuple[list[str], list[str]]:
+    """The entries below ``directory`` that are not files of the manifest (directories
+    descended, not listed), sorted, and the symbolic links among them."""
     extra: list[str] = []
+    links: list[str] = []
     stack: list[tuple[Path, str]] = [(directory, "")]
     while stack:
         current, prefix = stack.pop()
@@ -40,7 +43,37 @@ def _extra_files(directory: Path, expected: set[str]) -> list[str]:
                 stack.append((Path(entry.path), rel + "/"))
             elif rel not in expected:
                 extra.append(rel)
-    return sorted(extra)
+                if entry.is_symlink():
+                    links.append(rel)
+    return sorted(extra), links
+
+
+def _through_links(
+    root: Path, entries: Sequence[FileEntry], links: Sequence[str] | None
+) -> dict[str, str]:
+    """The entries reached through a symbolic link to a directory (which ``create`` does not
+    follow either), each with the link: from ``links`` (the links the walk of the whole tree
+    found), else by examining each entry's directories."""
+    through: dict[str, str] = {}
+    if links is not None:
+        for link in links:
+            inside = link + "/"
+            through.update((e.path, link) for e in entries if e.path.startswith(inside))
+        return through
+    kinds: dict[str, bool] = {}  # directory -> is a symbolic link
+    for entry in entries:
+        parts = entry.path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            directory = "/".join(parts[:depth])
+            if directory not in kinds:
+                try:
+                    kinds[directory] = stat.S_ISLNK(os.lstat(root / directory).st_mode)
+                except OSError:
+                    kinds[directory] = False  # missing: the file is reported as such
+            if kinds[directory]:
+                through[entry.path] = directory
+                break
+    return through
 
 
 def _update_cache(
@@ -114,9 +147,10 @@ def verify_tree(
 ) -> TreeReport:
     """Check that ``directory`` holds the files of a verified manifest, byte for byte.
 
-    Every listed file must be a regular file (symbolic links are not followed) of the declared
-    size whose BEP 52 root matches. Files not in the manifest are reported as ``extra``; with
-    ``strict`` they are failures.
+    Every listed file must be a regular file of the declared size whose BEP 52 root matches.
+    Symbolic links are not followed, neither as the file nor on the way to it (a file below a
+    symbolic link to a directory fails, as ``create`` would not have listed it). Files not in
+    the manifest are reported as ``extra``; with ``strict`` they are failures.
 
     Args:
         files: check only these entries (default: all).
@@ -328,7 +362,20 @@ def _report(
     """The report of :func:`check_tree`, with the extra files when the whole tree was checked
     and how many files came from the hash cache; raises if anything failed."""
     entries = manifest.files if files is None else files
-    extra = tuple(_extra_files(root, {e.path for e in manifest.files})) if files is None else ()
+    links: list[str] | None = None
+    extra: tuple[str, ...] = ()
+    if files is None:
+        found, links = _extra_files(root, {e.path for e in manifest.files})
+        extra = tuple(found)
+    through = _through_links(root, good, links) if links or files is not None else {}
+    if through:
+        good = [e for e in good if e.path not in through]
+        problems.extend(
+            FileProblem(
+                path, "symlink", "a path without symbolic links", f"below the symbolic link {link}"
+            )
+            for path, link in through.items()
+        )
     if strict:
         problems.extend(FileProblem(p, "extra", "not present", "present") for p in extra)
     problems.sort(key=lambda p: p.path)

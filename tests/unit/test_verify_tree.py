@@ -137,6 +137,26 @@ def test_damage_is_found(
     assert (passes[0] is not None) == (kind == "digest")
 
 
+@pytest.mark.parametrize("how", ["whole", "only", "fast"])
+def test_a_file_below_a_symlinked_directory_fails(
+    verified: VerifiedManifest, data: Path, tmp_path: Path, how: str
+) -> None:
+    """Symbolic links are not followed, on the way to a file either (create does not follow
+    them): the bytes may be right, but they are not in the directory being verified."""
+    shutil.move(data / "blocks", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", data / "blocks")
+    files = verified.manifest.files
+    below = sorted(e.path for e in files if e.path.startswith("blocks/"))
+    chosen = [e for e in files if e.path.startswith(("blocks/", "README"))]
+    with pytest.raises(FileVerificationError) as info:
+        verify_tree(verified, data, files=chosen if how == "only" else None, fast=how == "fast")
+    report = info.value.report
+    assert report is not None
+    assert [(p.path, p.kind) for p in report.problems] == [(p, "symlink") for p in below]
+    assert all(p.observed == "below the symbolic link blocks" for p in report.problems)
+    assert "README.txt" in {e.path for e in report.verified}
+
+
 def test_extra_files_are_reported_and_strict_refuses(
     verified: VerifiedManifest, data: Path
 ) -> None:
