@@ -142,6 +142,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             piece_layers=piece_layers,
             stall_timeout=args.stall_timeout,
             progress=progress,
+            replace=args.force,
         )
     except IncompleteFetchError as exc:
         progress.close()
@@ -156,6 +157,8 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             s.close()
         _report_swarm(bt, out, result)
     result["fetch"] = report.to_json()
+    for path in report.replaced:
+        out.info(f"replaced (it differed from the manifest): {path}")
     tree = verify_tree(vm, args.dest, files=files)
     out.status(
         True,
@@ -299,6 +302,13 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--link", action="store_true", help="hard-link verified files from local mirrors"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also replace files in DEST that differ from the manifest and were not put there "
+        "by owmanifest (their content is lost); files an earlier fetch left unchanged are "
+        "replaced without it",
     )
     p.add_argument(
         "--token-env", metavar="VAR", help="bearer token for private HTTP mirrors from $VAR"

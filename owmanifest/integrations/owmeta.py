@@ -425,8 +425,17 @@ class ManifestSource:
             )
         return out
 
-    def fetch(self, dest: str | os.PathLike[str], files: Sequence[FileEntry] | None = None) -> Path:
+    def fetch(
+        self,
+        dest: str | os.PathLike[str],
+        files: Sequence[FileEntry] | None = None,
+        *,
+        replace: bool = False,
+    ) -> Path:
         """Fetch ``files`` (default: all) into ``dest``, each verified; returns ``dest``.
+
+        With ``replace``, files in ``dest`` that differ from the manifest are replaced even if
+        owmanifest did not put them there (see :func:`owmanifest.transport.fetch`).
 
         Raises:
             IncompleteFetchError: some file could not be had verified from any source; the
@@ -446,6 +455,7 @@ class ManifestSource:
                 files=files,
                 piece_layers=self._layers,
                 stall_timeout=self.options.stall_timeout,
+                replace=replace,
             )
         finally:
             for source in sources:
@@ -703,7 +713,7 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
             vm = self.source.verified()
             archive = find_bundle(vm.manifest, bundle_id, bundle_version)
             dest = _dataset_dir(_cache_root(self.config.cache_dir) / "owmeta", vm.manifest.id)
-            self.source.fetch(dest, [archive.entry])
+            self.source.fetch(dest, [archive.entry], replace=True)  # our cache: repaired
             path = dest.joinpath(*archive.entry.path.split("/"))
             identity = archive_identity(path)
             if identity != (archive.bundle_id, archive.version):
@@ -801,7 +811,7 @@ class OwmanifestDataSourceDirLoader(_DirLoaderBase):  # type: ignore[misc]
             source = ManifestSource(urls[0], self.options)
             m = source.verified().manifest
             dest = _dataset_dir(Path(self.base_directory), m.id) / str(m.version)
-            source.fetch(dest)
+            source.fetch(dest, replace=True)  # a directory of this loader's own: repaired
         except Error as exc:
             failed = _odl.LoadFailed(data_source, self, str(exc))
             failed.error = exc  # owmanifest's exception, for programs; its message is in ours

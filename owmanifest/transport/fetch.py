@@ -19,6 +19,7 @@ This is the one place where transports and verification meet. The rules:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import stat
@@ -41,7 +42,7 @@ from ..errors import (
     TransportError,
     UsageError,
 )
-from ..manifest.hashing import hash_files
+from ..manifest.hashing import hash_files, stat_key_of
 from ..manifest.model import FileEntry, Manifest
 from ..manifest.paths import case_key, check_path
 from ..verify.blocks import PieceVerifier
@@ -424,6 +425,63 @@ class _Pump:
         return not self.thread.is_alive()
 
 
+class _Fetched:
+    """The stat key (``hashing.stat_key_of``) of each file that a fetch put in place, or found
+    in place verified, in one destination for one dataset: a file that still has it is as
+    owmanifest left it, and a later version may replace it without ``replace`` (``--force``).
+
+    Kept in the state directory next to the dataset's hash cache for that directory
+    (``hashcache/<sha256>.fetched.json``, ``fetched.schema.json``), not in the destination,
+    which a complete fetch leaves with the dataset's files only. A hint: when it is missing or
+    unusable, differing files are only treated as the user's own.
+    """
+
+    def __init__(self, dataset_id: str, dest: Path) -> None:
+        from ..verify.hashcache import HashCache
+
+        cache, self.directory = HashCache.location(dataset_id, dest)
+        self.path = cache.with_name(cache.stem + ".fetched.json")
+        self.dataset_id = dataset_id
+
+    def load(self) -> dict[str, bytes]:
+        from ..schemas import surely_valid, validate
+
+        try:
+            doc = json.loads(self.path.read_bytes())
+            if not surely_valid(doc, "fetched"):
+                validate(doc, "fetched", source=str(self.path))
+            if (doc["dataset"], doc["directory"]) != (self.dataset_id, self.directory):
+                return {}
+            return {path: bytes.fromhex(key) for path, key in doc["files"].items()}
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError, Error):
+            return {}
+
+    def update(self, keys: Mapping[str, bytes | None]) -> None:
+        """Merge ``keys`` in (``None`` forgets a path); written atomically, mode 0600.
+
+        Raises:
+            OSError: it cannot be written.
+        """
+        from .._atomic import write_atomic
+
+        files = {path: key.hex() for path, key in self.load().items()}
+        for path, key in keys.items():
+            if key is None:
+                files.pop(path, None)
+            else:
+                files[path] = key.hex()
+        doc = {
+            "type": "owmanifest-fetched",
+            "version": 1,
+            "dataset": self.dataset_id,
+            "directory": self.directory,
+            "files": dict(sorted(files.items())),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = json.dumps(doc, indent=1, ensure_ascii=True).encode() + b"\n"
+        write_atomic(self.path, data, mode=0o600, fsync=False)
+
+
 @dataclass
 class _Job:
     entry: FileEntry
@@ -449,8 +507,11 @@ class _Fetcher:
         piece_layers: Mapping[bytes, bytes],
         stall_timeout: float,
         progress: Progress,
+        replace: bool = False,
     ) -> None:
         self.manifest = manifest
+        self.replace = replace
+        self._fetched = _Fetched(manifest.id, dest)
         self.piece_length = manifest.piece_length
         self.dest = dest
         self.entries = entries
@@ -527,6 +588,7 @@ class _Fetcher:
                     self._pool.shutdown(wait=True)
                 for job in jobs:
                     job.partial.close()
+                self._record_exposed()
             failed = [j for j in failed_early + jobs if not j.done]
         report = FetchReport(
             destination=str(self.dest),
@@ -590,7 +652,50 @@ class _Fetcher:
             else:
                 job.replacing = True
                 jobs.append(job)
+        if not self.replace:
+            self._refuse_foreign([j for j in jobs if j.replacing], self._fetched.load())
         return sorted(jobs, key=lambda j: j.path)
+
+    def _refuse_foreign(self, replacing: Sequence[_Job], exposed: Mapping[str, bytes]) -> None:
+        """Refuse to replace files that differ from the manifest unless an earlier fetch put
+        them there (or found them there verified) and they have not changed since: anything
+        else may be the user's own work.
+
+        Raises:
+            UsageError: such files, before anything is transferred.
+        """
+        foreign = []
+        for job in replacing:
+            try:
+                st = os.lstat(job.final)
+            except OSError:
+                continue  # gone meanwhile: nothing to lose
+            if not stat.S_ISREG(st.st_mode) or exposed.get(job.path) != stat_key_of(st):
+                foreign.append(job.path)
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise UsageError(
+                f"{len(foreign)} file(s) in the destination differ from the manifest and were not "
+                "put there by owmanifest: replacing them would lose their content (move them "
+                "away, or use --force to replace them)",
+                path=str(self.dest),
+                expected="each file absent, with the manifest's bytes, or as a fetch left it",
+                observed=shown,
+            )
+
+    def _record_exposed(self) -> None:
+        """Record the stat key of each file now in place and verified (:class:`_Fetched`), so
+        that a later version may replace it while it is unchanged; a failure to record only
+        means that a later fetch asks for --force."""
+        keys: dict[str, bytes | None] = {}
+        for path in (*self.fetched, *self.present):
+            try:
+                st = os.lstat(_final_path(self.dest, path))
+            except OSError:
+                continue
+            keys[path] = stat_key_of(st) if stat.S_ISREG(st.st_mode) else None
+        with contextlib.suppress(OSError):
+            self._fetched.update(keys)
 
     def _hash_present(self, jobs: Sequence[_Job]) -> list[bool]:
         """Whether each job's final path already holds the right bytes."""
@@ -953,13 +1058,19 @@ def fetch(
     piece_layers: Mapping[bytes, bytes] | None = None,
     stall_timeout: float = 60.0,
     progress: Progress | None = None,
+    replace: bool = False,
 ) -> FetchReport:
     """Fetch the files of a verified manifest into ``dest``, verifying every byte.
 
     Files already at their final path with the right size and root are kept (they are hashed
-    to be sure). Everything else is obtained from ``sources``, tried in order, through the
-    partial area ``dest/.owmanifest/partial``; a file appears at its final path only once it
-    verified whole. Interrupting and re-running resumes without fetching verified pieces again.
+    to be sure). A file there that differs is replaced (its verified pieces reused) when an
+    earlier fetch put it there, or found it there verified, and it has not changed since (its
+    size, times, inode and device, recorded in ``dest/.owmanifest/exposed.json``): that is how
+    a new version of a dataset updates an old one. Any other file that differs may be the
+    user's own: it is replaced only with ``replace``. Everything else is obtained from
+    ``sources``, tried in order, through the partial area ``dest/.owmanifest/partial``; a file
+    appears at its final path only once it verified whole. Interrupting and re-running resumes
+    without fetching verified pieces again.
 
     Args:
         verified: the manifest, after :func:`owmanifest.verify.verify_manifest`.
@@ -972,6 +1083,8 @@ def fetch(
         stall_timeout: a source with no verified progress for this many seconds is abandoned
             (for files fetched whole: less than a piece's worth of bytes).
         progress: receives progress events (default: none).
+        replace: also replace files that differ from the manifest which owmanifest did not
+            put there (their content is lost).
 
     Returns:
         The report, when every file is in place and verified.
@@ -979,7 +1092,9 @@ def fetch(
     Raises:
         TypeError: ``verified`` is not a :class:`VerifiedManifest`.
         UsageError: bad arguments (a file not in the manifest, no usable source, a bad
-            timeout), or another fetch is using ``dest``.
+            timeout), another fetch is using ``dest``, or (without ``replace``) files in
+            ``dest`` differ from the manifest and were not put there by owmanifest: raised
+            before anything is transferred.
         PathError: a file would be written outside ``dest`` or through a symbolic link.
         IncompleteFetchError: some files could not be fetched; the message lists each source
             tried and why, ``error.report`` says what succeeded.
@@ -1014,6 +1129,7 @@ def fetch(
         piece_layers or {},
         stall_timeout,
         progress,
+        replace,
     )
     try:
         return fetcher.run()

@@ -74,6 +74,24 @@ def test_fetch_from_local_directory(
     assert json.loads(out)["fetch"]["fetched"] == []
 
 
+def test_fetch_keeps_the_users_own_file_unless_forced(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "README.txt").write_text("MY OWN WORK\n")
+    fetch = ["fetch", manifest, str(dest), *TRUST, "--transport", "file"]
+    fetch += ["--mirror", str(ASSETS / "dataset"), "--no-state"]
+    code, out, err = run(capsys, *fetch, "--json")
+    assert code == 2 and "not put there by owmanifest" in err and "--force" in err
+    assert json.loads(out)["error"]["observed"] == "README.txt"
+    assert (dest / "README.txt").read_text() == "MY OWN WORK\n"
+    code, _, err = run(capsys, *fetch, "--force")
+    assert code == 0, err
+    assert "replaced (it differed from the manifest): README.txt" in err
+    assert _tree(dest) == _tree(ASSETS / "dataset")
+
+
 def test_fetch_over_http_with_only(
     manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

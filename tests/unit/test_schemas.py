@@ -68,6 +68,22 @@ VALID: dict[str, list[Any]] = {
             "records": "0123456789abcdef" * 18,
         }
     ],
+    "fetched": [
+        {
+            "type": "owmanifest-fetched",
+            "version": 1,
+            "dataset": "https://openworm.org/data/x",
+            "directory": "/data/x",
+            "files": {},
+        },
+        {
+            "type": "owmanifest-fetched",
+            "version": 1,
+            "dataset": "https://openworm.org/data/x",
+            "directory": "/data/x",
+            "files": {"a.txt": "0123456789abcdef" * 5, "b/c.txt": "fedcba9876543210" * 5},
+        },
+    ],
     "hashcache-tree": [
         {
             "type": "owmanifest-hashcache-tree",

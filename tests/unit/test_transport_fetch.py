@@ -146,17 +146,50 @@ def test_present_files_are_kept_and_not_fetched(ds: Dataset, tmp_path: Path) -> 
     assert (dest / "big.bin").stat().st_ino == inode
 
 
-def test_wrong_and_truncated_files_are_replaced(ds: Dataset, tmp_path: Path) -> None:
+def test_files_changed_since_the_fetch_are_replaced_only_when_asked(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """A file that differs and that owmanifest did not leave so may be the user's own work:
+    nothing is transferred or replaced without replace=True (--force)."""
     dest = tmp_path / "dest"
     run(ds, dest, [LocalTransport(ds.root)])
     blob = bytearray(ds.data["big.bin"])
     blob[5] ^= 1
     (dest / "big.bin").write_bytes(bytes(blob))  # same size, other content: must be hashed
     (dest / "dir/sub/small.txt").write_bytes(b"short")
-    report = run(ds, dest, [LocalTransport(ds.root)])
+    spy = Tampering(ds.root)
+    with pytest.raises(UsageError, match="not put there by owmanifest") as info:
+        run(ds, dest, [spy])
+    assert info.value.observed == "big.bin, dir/sub/small.txt"
+    assert spy.requests == [] and (dest / "dir/sub/small.txt").read_bytes() == b"short"
+    report = run(ds, dest, [LocalTransport(ds.root)], replace=True)
     ds.check(dest)
     assert sorted(report.replaced) == ["big.bin", "dir/sub/small.txt"]
     assert sorted(report.fetched) == ["big.bin", "dir/sub/small.txt"]
+
+
+def test_a_users_file_at_a_dataset_path_is_not_replaced(ds: Dataset, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    (dest / "dir" / "sub").mkdir(parents=True)
+    (dest / "dir/sub/small.txt").write_bytes(b"my own notes")
+    with pytest.raises(UsageError, match="1 file"):
+        run(ds, dest, [LocalTransport(ds.root)])
+    assert (dest / "dir/sub/small.txt").read_bytes() == b"my own notes"
+    assert not (dest / "big.bin").exists()  # refused before anything was transferred
+
+
+def test_files_a_fetch_found_in_place_may_be_replaced_by_a_new_version(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """Files already in place and verified are recorded like those fetched: a copy of the
+    dataset made by hand, checked by one fetch, is updated by the next version's."""
+    dest = tmp_path / "dest"
+    shutil.copytree(ds.root, dest)
+    assert sorted(run(ds, dest, [LocalTransport(ds.root)]).present) == sorted(SIZES)
+    ds2 = make_dataset(tmp_path / "src2", SIZES, contents={"big.bin": b"v2" * 1000}, version=2)
+    report = run(ds2, dest, [LocalTransport(ds2.root)])
+    ds2.check(dest)
+    assert report.replaced == ("big.bin",)
 
 
 def test_new_version_fetches_only_changed_pieces(ds: Dataset, tmp_path: Path) -> None:
@@ -180,7 +213,10 @@ def test_symlink_at_final_path_is_replaced_not_followed(ds: Dataset, tmp_path: P
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"do not touch")
     os.symlink(victim, dest / "big.bin")
-    report = run(ds, dest, [LocalTransport(ds.root)])
+    with pytest.raises(UsageError, match="not put there by owmanifest"):
+        run(ds, dest, [LocalTransport(ds.root)])  # not owmanifest's: not replaced unasked
+    assert (dest / "big.bin").is_symlink()
+    report = run(ds, dest, [LocalTransport(ds.root)], replace=True)
     assert victim.read_bytes() == b"do not touch"
     assert not (dest / "big.bin").is_symlink()
     ds.check(dest)
@@ -191,7 +227,7 @@ def test_symlink_with_right_content_is_not_trusted(ds: Dataset, tmp_path: Path) 
     dest = tmp_path / "dest"
     dest.mkdir()
     os.symlink(ds.root / "big.bin", dest / "big.bin")
-    report = run(ds, dest, [LocalTransport(ds.root)])
+    report = run(ds, dest, [LocalTransport(ds.root)], replace=True)
     assert "big.bin" in report.fetched and not (dest / "big.bin").is_symlink()
 
 
