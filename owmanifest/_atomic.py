@@ -27,7 +27,8 @@ def write_atomic(
             crash they may be empty, never half-written.
 
     Raises:
-        OSError: the write failed (the original file, if any, is untouched).
+        OSError: the write failed (the original file, if any, is untouched); its filename is
+            ``path``, not the temporary file's.
     """
     target = Path(path)
     if not overwrite and os.path.lexists(target):
@@ -35,7 +36,10 @@ def write_atomic(
     # A fresh name, created exclusively: never a file (or a planted link) that already exists.
     tmp = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, mode)
+    try:
+        fd = os.open(tmp, flags, mode)
+    except OSError as exc:  # named after the file the caller asked for
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(target)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

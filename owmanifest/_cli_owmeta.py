@@ -26,7 +26,7 @@ def _default_layout(output: Path) -> Path:
 
 def cmd_import_index(args: argparse.Namespace, out: Any) -> int:
     from ._atomic import write_atomic
-    from .cli import _signer_did
+    from .cli import _check_output, _signer_did
     from .integrations.owmeta_index import import_index
     from .manifest.digest import Digest
     from .manifest.document import detect_format, load_document, serialize_quads
@@ -37,10 +37,8 @@ def cmd_import_index(args: argparse.Namespace, out: Any) -> int:
     if fmt not in ("json-ld", "trig", "n-quads"):
         raise UsageError("output format must be json-ld, trig or n-quads", observed=fmt)
     sidecar = Path(str(target) + ".torrent")
-    if not args.force:
-        for p in (target, sidecar):
-            if p.exists():
-                raise UsageError("output exists; refusing to overwrite (use --force)", path=str(p))
+    _check_output(target, args.force)
+    _check_output(sidecar, args.force)
     layout = Path(args.layout) if args.layout else _default_layout(target)
     if layout.resolve() == target.resolve():
         raise UsageError("the layout directory cannot be the output file", path=str(layout))
@@ -69,7 +67,9 @@ def cmd_import_index(args: argparse.Namespace, out: Any) -> int:
     m = result.build.manifest
     data = manifest_json(m)
     if fmt != "json-ld":
-        data = serialize_quads(list(load_document(data, source=str(target)).quads), fmt)
+        data = serialize_quads(
+            list(load_document(data, source=str(target), format="json-ld").quads), fmt
+        )
     if result.build.torrent is not None:
         write_atomic(sidecar, result.build.torrent)
     write_atomic(target, data)

@@ -293,6 +293,35 @@ def cmd_keygen(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _check_output(target: Path, force: bool) -> None:
+    """Refuse an output that cannot be written, before any long work: it exists (without
+    ``force``), is a directory, or its directory is missing or not writable.
+
+    Raises:
+        UsageError: naming the path and why.
+    """
+    if target.is_dir():
+        raise UsageError("the output is a directory", path=str(target))
+    if not force and os.path.lexists(target):
+        raise UsageError("output exists; refusing to overwrite (use --force)", path=str(target))
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError("the output's directory does not exist", path=str(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("the output's directory is not writable", path=str(parent))
+
+
 def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .manifest.builder import build_manifest
@@ -305,10 +334,8 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     if fmt not in ("json-ld", "trig", "n-quads"):
         raise UsageError("output format must be json-ld, trig or n-quads", observed=fmt)
     sidecar = Path(str(target) + ".torrent")
-    if not args.force:
-        for p in (target, sidecar):
-            if p.exists():
-                raise UsageError("output exists; refusing to overwrite (use --force)", path=str(p))
+    _check_output(target, args.force)
+    _check_output(sidecar, args.force)
     signers = [_signer_did(s) for s in args.signer]
     threshold = args.threshold if args.threshold is not None else len(set(signers))
     bar: Any = None
@@ -353,7 +380,9 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     if fmt != "json-ld":
         from .manifest.document import load_document
 
-        data = serialize_quads(list(load_document(data, source=str(target)).quads), fmt)
+        data = serialize_quads(
+            list(load_document(data, source=str(target), format="json-ld").quads), fmt
+        )
     if result.torrent is not None:
         write_atomic(sidecar, result.torrent)
     else:
@@ -807,7 +836,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="append", metavar="URL", help="HTTP mirror base URL")
     p.add_argument("--tracker", action="append", metavar="URL", help="BitTorrent tracker")
     p.add_argument("--strict", action="store_true", help="symlinks/special files are errors")
-    p.add_argument("--workers", type=int, help="hashing threads (default: all cores)")
+    p.add_argument(
+        "--workers", type=_positive, metavar="N", help="hashing threads (default: all cores)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_create)
 
@@ -927,6 +958,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # an output that cannot be written, a state directory on a full disk
+        from .errors import LocalFileError
+
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        where = exc.filename if exc.filename is not None else None
+        error = LocalFileError(exc.strerror or str(exc), path=None if where is None else str(where))
+        if out.as_json:
+            out.data({"ok": False, "error": error.to_json()})
+        print(f"FAIL: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

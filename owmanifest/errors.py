@@ -24,6 +24,7 @@ __all__ = [
     "FileVerificationError",
     "InvalidManifestError",
     "KeyFileError",
+    "LocalFileError",
     "ManifestError",
     "MissingFileError",
     "PathError",
@@ -106,6 +107,12 @@ class UsageError(Error):
 
 class DependencyError(Error):
     """An optional dependency needed for this operation is not installed."""
+
+
+class LocalFileError(Error):
+    """A local file or directory could not be read or written (a missing directory,
+    permissions, a full disk): what the command line reports for an ``OSError`` that no
+    other error explains."""
 
 
 class KeyFileError(Error):

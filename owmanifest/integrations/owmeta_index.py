@@ -47,7 +47,7 @@ from ..errors import (
     MissingFileError,
     UsageError,
 )
-from ..manifest.builder import BuildResult, build_manifest
+from ..manifest.builder import BuildResult, build_manifest, check_build_arguments
 from ..manifest.digest import Digest
 from ..manifest.model import FileEntry, Manifest
 
@@ -532,6 +532,15 @@ def import_index(
     """
     all_mirrors = [_mirror_url(u) for u in (base_url, *mirrors)]
     mirror = all_mirrors[0]
+    signer_list = list(signers)
+    dataset = dataset_id or mirror.rstrip("/")
+    check_build_arguments(  # before anything is laid out
+        dataset_id=dataset,
+        version=version,
+        signers=signer_list,
+        threshold=threshold if threshold is not None else len(set(signer_list)),
+        created=created,
+    )
     index_path = Path(index)
     entries = read_index(index_path)
     located = [(e, locate_archive(e, index_path.parent, files_dir)) for e in entries]
@@ -553,10 +562,9 @@ def import_index(
     linked = 0
     for entry, path in located:
         linked += _place(path, root.joinpath(*entry.path.split("/")), entry, force=force)
-    signer_list = list(signers)
     build = build_manifest(
         root,
-        dataset_id=dataset_id or mirror.rstrip("/"),
+        dataset_id=dataset,
         version=version,
         signers=signer_list,
         threshold=threshold if threshold is not None else len(set(signer_list)),

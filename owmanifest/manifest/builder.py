@@ -13,8 +13,12 @@ from urllib.parse import unquote, urlsplit
 from .._gc import paused_gc
 from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
-from .model import DID_KEY_RE, FileEntry, Manifest, utc_now
+from .model import DATETIME_RE, DID_KEY_RE, MAX_VERSION, FileEntry, Manifest, utc_now
 from .paths import STATE_DIR_NAME, check_path, check_paths
+
+#: The largest piece length ``create`` accepts (the automatic choice stops at 16 MiB; a hybrid
+#: torrent pads every file to a whole piece, hashed).
+LARGEST_PIECE_LENGTH = 128 * 1024 * 1024
 
 __all__ = [
     "STATE_DIR_NAME",
@@ -22,6 +26,7 @@ __all__ = [
     "ScannedFile",
     "SkippedEntry",
     "build_manifest",
+    "check_build_arguments",
     "default_torrent_name",
     "scan_directory",
     "utc_now",
@@ -173,6 +178,64 @@ def _check_dataset_id(dataset_id: str) -> None:
         )
 
 
+def check_build_arguments(
+    *,
+    dataset_id: str,
+    version: int,
+    signers: Sequence[str],
+    threshold: int,
+    created: str | None = None,
+    expires: str | None = None,
+    piece_length: int | None = None,
+) -> list[str]:
+    """Check the arguments of :func:`build_manifest` that do not need the directory, so that
+    a caller can refuse bad ones before any long or lasting work; returns the signers, sorted
+    and without repeats.
+
+    Raises:
+        UsageError: naming the argument, what it must be and what it is.
+    """
+    _check_dataset_id(dataset_id)
+    if not 1 <= version <= MAX_VERSION:
+        raise UsageError(
+            "version must be a positive integer of at most 20 digits",
+            expected=f"1..{MAX_VERSION}",
+            observed=version,
+        )
+    for name, value in (("created", created), ("expires", expires)):
+        if value is not None and not DATETIME_RE.match(value):
+            raise UsageError(
+                f"{name} must be an xsd:dateTime with a time zone",
+                expected="e.g. 2026-01-31T12:00:00Z",
+                observed=value,
+            )
+    unique_signers = sorted(set(signers))
+    if not unique_signers:
+        raise UsageError("at least one authorized signer (--signer did:key:...) is required")
+    for did in unique_signers:
+        if not DID_KEY_RE.match(did):
+            raise UsageError(
+                "a signer must be an Ed25519 did:key without fragment",
+                expected="did:key:z6Mk...",
+                observed=did,
+            )
+    if not 1 <= threshold <= len(unique_signers):
+        raise UsageError(
+            "threshold must be between 1 and the number of signers",
+            expected=f"1..{len(unique_signers)}",
+            observed=threshold,
+        )
+    if piece_length is not None and (
+        not 16384 <= piece_length <= LARGEST_PIECE_LENGTH or piece_length & (piece_length - 1)
+    ):
+        raise UsageError(
+            "piece length must be a power of two from 16 KiB to 128 MiB",
+            expected="16384, 32768, ..., 134217728",
+            observed=piece_length,
+        )
+    return unique_signers
+
+
 @paused_gc
 def build_manifest(
     directory: str | os.PathLike[str],
@@ -208,40 +271,26 @@ def build_manifest(
             hashing (for progress bars).
 
     Raises:
-        UsageError: bad arguments (id, version, threshold, signers, piece length).
+        UsageError: bad arguments (id, version, dates, threshold, signers, piece length).
         PathError: see :func:`scan_directory`.
         FileVerificationError: a file changed or vanished while it was hashed.
     """
     from .hashing import _hash_stated, worker_count
     from .torrent import TorrentFile, build_torrent_with_hashes, choose_piece_length
 
-    _check_dataset_id(dataset_id)
-    if version < 1:
-        raise UsageError("version must be a positive integer", expected=">= 1", observed=version)
-    unique_signers = sorted(set(signers))
-    if not unique_signers:
-        raise UsageError("at least one authorized signer (--signer did:key:...) is required")
-    for did in unique_signers:
-        if not DID_KEY_RE.match(did):
-            raise UsageError(
-                "a signer must be an Ed25519 did:key without fragment",
-                expected="did:key:z6Mk...",
-                observed=did,
-            )
-    if not 1 <= threshold <= len(unique_signers):
-        raise UsageError(
-            "threshold must be between 1 and the number of signers",
-            expected=f"1..{len(unique_signers)}",
-            observed=threshold,
-        )
+    unique_signers = check_build_arguments(
+        dataset_id=dataset_id,
+        version=version,
+        signers=signers,
+        threshold=threshold,
+        created=created,
+        expires=expires,
+        piece_length=piece_length,
+    )
     files, skipped = scan_directory(directory, strict=strict)
     total = sum(f.size for f in files)
     if piece_length is None:
         piece_length = choose_piece_length(total, sum(1 for f in files if f.size))
-    elif piece_length < 16384 or piece_length & (piece_length - 1):
-        raise UsageError(
-            "piece length must be a power of two of at least 16 KiB", observed=piece_length
-        )
     if on_scanned is not None:
         on_scanned(len(files), total)
     hashes = _hash_stated(

@@ -23,7 +23,7 @@ from ._compiled import pure_python_requested
 from ._rdftext import shown
 from .digest import BEP52, Digest
 from .jsonld import file_iri, loads_json
-from .model import DID_KEY_RE, FileEntry, Manifest
+from .model import DATETIME_RE, DID_KEY_RE, FileEntry, Manifest
 from .paths import check_paths
 
 if TYPE_CHECKING:
@@ -471,9 +471,6 @@ def read_document(
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}").fullmatch
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DATETIME = re.compile(
-    r"^-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
 
 
 class _Node:
@@ -758,7 +755,7 @@ def _manifest(
 
     def datetime(prop: str) -> str | None:
         text = ds.literal(prop, v.XSD_DATETIME)
-        if text is not None and not _DATETIME.match(text):
+        if text is not None and not DATETIME_RE.match(text):
             raise ds._bad(prop, "is not an xsd:dateTime with a time zone", observed=text)
         return text
 

@@ -8,10 +8,27 @@ from dataclasses import dataclass, field
 
 from .digest import Digest
 
-__all__ = ["DID_KEY_RE", "FileEntry", "Manifest", "ProofInfo", "utc_now"]
+__all__ = [
+    "DATETIME_RE",
+    "DID_KEY_RE",
+    "MAX_VERSION",
+    "FileEntry",
+    "Manifest",
+    "ProofInfo",
+    "utc_now",
+]
 
 #: An Ed25519 ``did:key`` (multicodec 0xed01, base58btc): the only signer identifiers we accept.
 DID_KEY_RE = re.compile(r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$")
+
+#: An ``xsd:dateTime`` with a time zone, as a manifest's ``created`` and ``expires`` must be
+#: (the manifest schema's ``dateTime``).
+DATETIME_RE = re.compile(
+    r"^-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+#: The largest version a manifest can carry (integers of at most 20 digits are read).
+MAX_VERSION = 10**20 - 1
 
 
 def utc_now() -> str:

@@ -141,6 +141,17 @@ def test_full_workflow_and_exit_codes(
     assert len(shown["proofs"]) == 2 and all(p["signatureValid"] for p in shown["proofs"])
 
 
+_CREATE = [
+    "create",
+    str(ASSETS / "dataset"),
+    "--id",
+    "https://x.org/d",
+    "--version",
+    "1",
+    "--signer",
+    "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+]
+
 BAD_USAGE = {
     "no-command": [],
     "unknown-command": ["frobnicate"],
@@ -180,6 +191,20 @@ BAD_USAGE = {
         str(ASSETS / "dids.txt"),
         "--unsafe-trust-manifest-signers",
     ],
+    # create refuses what every other verb would refuse in its output, before hashing
+    **{
+        f"create-{name}": [*_CREATE, *extra]
+        for name, extra in {
+            "created-not-a-datetime": ["--created", "yesterday", "-o", "/tmp/owm-never.jsonld"],
+            "expires-not-a-datetime": ["--expires", "never", "-o", "/tmp/owm-never.jsonld"],
+            "version-over-20-digits": ["--version", "9" * 21, "-o", "/tmp/owm-never.jsonld"],
+            "huge-piece-length": ["--piece-length", str(1 << 40), "-o", "/tmp/owm-never.jsonld"],
+            "zero-workers": ["--workers", "0", "-o", "/tmp/owm-never.jsonld"],
+            "output-directory-missing": ["-o", "/tmp/owm-never-dir/m.jsonld"],
+            "output-is-a-directory": ["-o", "/tmp", "--force"],
+        }.items()
+    },
+    "convert-unwritable": ["convert", str(ASSETS / "signed.jsonld"), "-o", "/proc/owm.trig"],
 }
 
 
@@ -195,6 +220,16 @@ def test_bad_usage_exits_2_without_traceback(
     assert code == 2
     assert "Traceback" not in err
     assert not Path("/tmp/owm-never.jsonld").exists()
+
+
+@pytest.mark.parametrize("suffix", ["trig", "nq"])
+def test_create_writes_trig_and_nquads(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / f"m.{suffix}"
+    assert run(capsys, *_CREATE, "-o", str(target))[0] == 0
+    code, out, _ = run(capsys, "show", str(target), "--json")
+    assert code == 0 and json.loads(out)["id"] == "https://x.org/d"
 
 
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,6 +267,27 @@ def test_import_index_refuses_stray_files_in_the_layout(tmp_path: Path) -> None:
         import_index(
             index, base_url="https://mirror.example/b/", layout=tmp_path / "layout", signers=[ALICE]
         )
+
+
+BAD_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "version-zero": {"version": 0},
+    "threshold-over-signers": {"threshold": 5},
+    "created-not-a-datetime": {"created": "yesterday"},
+    "bad-signer": {"signers": ["did:key:zBOGUS"]},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
+def test_import_index_refuses_bad_arguments_before_laying_out(
+    tmp_path: Path, bad: dict[str, Any]
+) -> None:
+    index = make_index(tmp_path / "repo", BUNDLES[:1])
+    arguments: dict[str, Any] = {"signers": [ALICE], **bad}
+    with pytest.raises(UsageError):
+        import_index(
+            index, base_url="https://mirror.example/b/", layout=tmp_path / "layout", **arguments
+        )
+    assert not (tmp_path / "layout").exists()
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x/", "/local/dir", "https://host/x/?q=1"])
