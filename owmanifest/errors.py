@@ -78,8 +78,10 @@ class Error(Exception):
         where = self.path if self.path is not None else self.uri
         if where is not None and where not in self.message:
             parts.insert(0, f"{where}:")
-        if self.expected is not None or self.observed is not None:
-            parts.append(f"(expected {self.expected}, observed {self.observed})")
+        contrast = (("expected", self.expected), ("observed", self.observed))
+        said = [f"{name} {value}" for name, value in contrast if value is not None]
+        if said:  # only what is known: never "expected None"
+            parts.append(f"({', '.join(said)})")
         return " ".join(parts)
 
     def diagnostics(self) -> str:
