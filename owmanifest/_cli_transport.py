@@ -104,7 +104,13 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
 
         # The sidecar is authenticated only by the signed manifest: check it before any use.
         piece_layers = dict(check_torrent(m, torrent).piece_layers)
-    wanted = set(args.transport or ["bittorrent", "http", "file"])
+    if args.transport:
+        wanted = set(args.transport)
+    else:  # every transport, third-party ones (entry points) too
+        from .transport import known_schemes
+
+        wanted = {"bittorrent", "http", "file", *known_schemes()}
+    _check_mirrors(list(args.mirror or []), wanted - {"bittorrent", "magnet"}, out)
     sources: list[Any] = []
     bt: Any = None
     if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
@@ -169,6 +175,31 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     if out.as_json:
         out.data(result)
     return EXIT_OK
+
+
+def _check_mirrors(mirrors: list[str], selected: set[str], out: Any) -> None:
+    """Refuse a mirror no transport can read, and say which ones --transport leaves out
+    (rather than dropping the user's mirrors without a word).
+
+    Raises:
+        UsageError: a mirror's scheme has no transport.
+    """
+    from .transport import known_schemes
+    from .transport.registry import scheme_of
+
+    known = set(known_schemes())
+    for uri in mirrors:
+        scheme = scheme_of(uri)
+        if scheme not in known:
+            raise UsageError(
+                "no transport reads this mirror's scheme",
+                uri=uri,
+                expected="one of " + ", ".join(sorted(known)),
+                observed=scheme,
+            )
+        family = "http" if scheme == "https" else scheme
+        if family not in selected:
+            out.info(f"mirror not used (--transport leaves out {family}): {uri}")
 
 
 def _report_swarm(bt: Any, out: Any, result: dict[str, Any]) -> None:

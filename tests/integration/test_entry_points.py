@@ -83,6 +83,44 @@ def test_toy_plugin_fetches(toy_on_path: Path, ds: Dataset, tmp_path: Path) -> N
     assert report.bytes_by_source == {transport.name: sum(len(b) for b in ds.data.values())}
 
 
+def test_the_command_line_fetches_from_a_plugin_mirror(
+    toy_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third-party scheme given as --mirror is used like a built-in one (it used to be
+    dropped without a word unless --transport named it, which it cannot)."""
+    from owmanifest.cli import main
+
+    from ..unit.fixtures import ASSETS, DIDS
+
+    store = tmp_path / "toy store"
+    for path in (ASSETS / "dataset").rglob("*"):
+        if path.is_file():
+            target = store / (path.relative_to(ASSETS / "dataset").as_posix() + ".reversed")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes()[::-1])
+    trust = ["--trust", DIDS["alice"], "--trust", DIDS["bob"], "--no-state", "--no-dht"]
+    mirror = store.as_uri().replace("file:", "toy:", 1)
+    dest = tmp_path / "dest"
+    code = main(["fetch", str(ASSETS / "signed.jsonld"), str(dest), *trust, "--mirror", mirror])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"sources: {mirror}" in err or mirror in err
+    assert (dest / "README.txt").read_bytes() == (ASSETS / "dataset" / "README.txt").read_bytes()
+    # a scheme no transport reads is named, not dropped
+    code = main(
+        [
+            "fetch",
+            str(ASSETS / "signed.jsonld"),
+            str(tmp_path / "d2"),
+            *trust,
+            "--mirror",
+            "gopher://x/y",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "gopher://x/y" in err and "no transport reads" in err
+
+
 def test_broken_plugin_is_named(toy_on_path: Path) -> None:
     with pytest.raises(DependencyError) as info:
         open_transport("toybroken://x")
