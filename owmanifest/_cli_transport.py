@@ -290,7 +290,7 @@ def _add_bt(p: argparse.ArgumentParser) -> None:
 
 
 def register(add: Any, common: argparse.ArgumentParser) -> None:
-    from .cli import _add_trust_options
+    from .cli import _add_trust_options, _seconds
 
     p = add(
         "fetch",
@@ -326,7 +326,7 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", metavar="GLOB", help="fetch only matching paths")
     p.add_argument(
         "--stall-timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="move to the next source after this long without verified progress (60)",
@@ -359,10 +359,10 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("manifest", metavar="MANIFEST")
     s.add_argument("directory", metavar="DIRECTORY")
     _add_bt(s)
-    s.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    s.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
     s.add_argument(
         "--check-timeout",
-        type=float,
+        type=_seconds,
         default=3600.0,
         metavar="SECONDS",
         help="how long checking the data may take (3600)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .errors import EXIT_OK, EXIT_VERIFICATION_FAILED
+from .errors import EXIT_OK, UsageError
 
 __all__ = ["register"]
 
@@ -23,8 +23,7 @@ def cmd_trust(args: argparse.Namespace, out: Any) -> int:
         )
     elif action == "remove":
         if not store.remove(args.did):
-            out.status(False, f"{args.did} is not in the trust store")
-            return EXIT_VERIFICATION_FAILED
+            raise UsageError("not in the trust store", observed=args.did)
         out.status(True, f"removed {args.did}")
     elif action == "revoke":
         store.revoke(args.did, reason=args.reason)

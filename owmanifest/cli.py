@@ -293,15 +293,26 @@ def cmd_keygen(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-def _positive(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(minimum: float, kind: type[int] | type[float] = int, *, above: bool = False) -> Any:
+    """An argparse type: a number (``kind``) of at least ``minimum`` (``above``: more than it),
+    with a message that says so."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value > minimum if above else value >= minimum):  # NaN fails both
+            bound = "more than" if above else "at least"
+            raise argparse.ArgumentTypeError(f"must be {bound} {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+_positive = _at_least(1)
+_count = _at_least(0)
+_seconds = _at_least(0, float, above=True)
 
 
 def _check_output(target: Path, force: bool) -> None:
@@ -393,7 +404,7 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         out.data(
             {
                 "manifest": str(target),
-                "torrent": str(sidecar),
+                "torrent": str(sidecar) if result.torrent is not None else None,
                 "id": m.id,
                 "version": m.version,
                 "files": len(m.files),
@@ -405,9 +416,8 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
             }
         )
     else:
-        out.status(
-            True, f"wrote {target} ({len(m.files)} files, {m.total_size} bytes) and {sidecar}"
-        )
+        wrote = f" and {sidecar}" if result.torrent is not None else ""
+        out.status(True, f"wrote {target} ({len(m.files)} files, {m.total_size} bytes){wrote}")
         out.info(
             f"next: each signer runs `owmanifest sign {target} --key KEYFILE` "
             f"({m.threshold} of {len(m.signers)} needed)"
@@ -419,6 +429,8 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .signing import sign_document
 
+    if args.output not in (None, "-", args.manifest):
+        _check_output(Path(args.output), args.force)
     document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
     key = _load_key(args)
     data = sign_document(
@@ -682,6 +694,10 @@ def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
 def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
     from .demo import run_demo
 
+    if args.dir is not None and os.path.isdir(args.dir) and os.listdir(args.dir):
+        raise UsageError(
+            "the demo writes keys and data: give a new or empty directory", path=args.dir
+        )
     return run_demo(args.dir, say=out.info, quiet=out.quiet)
 
 
@@ -855,6 +871,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--passphrase-env", metavar="VAR", help="read the key passphrase from $VAR")
     p.add_argument("--check", metavar="DIR", help="verify DIR against the manifest before signing")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of in place ('-')")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o FILE")
     p.add_argument("--created", metavar="DATETIME", help="proof timestamp (default: now)")
     p.add_argument(
         "--allow-unlisted", action="store_true", help="sign even if not an authorized signer"
@@ -891,7 +908,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--no-files", action="store_true", help="omit the file list")
-    p.add_argument("--limit", type=int, default=50, help="files to list (default 50)")
+    p.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="files to list (default 50)"
+    )
     p.set_defaults(func=cmd_show)
 
     p = add(

@@ -205,6 +205,21 @@ BAD_USAGE = {
         }.items()
     },
     "convert-unwritable": ["convert", str(ASSETS / "signed.jsonld"), "-o", "/proc/owm.trig"],
+    "show-negative-limit": ["show", str(ASSETS / "signed.jsonld"), "--limit", "-1"],
+    "seed-negative-duration": ["seed", str(ASSETS / "signed.jsonld"), "/tmp", "--duration", "-1"],
+    "fetch-negative-stall-timeout": [
+        "fetch",
+        str(ASSETS / "signed.jsonld"),
+        "/tmp/owm-never-dir",
+        "--stall-timeout",
+        "-5",
+    ],
+    "demo-in-a-directory-with-files": ["demo", "--dir", str(ASSETS)],
+    "trust-remove-unknown": [
+        "trust",
+        "remove",
+        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
+    ],
 }
 
 
@@ -230,6 +245,18 @@ def test_create_writes_trig_and_nquads(
     assert run(capsys, *_CREATE, "-o", str(target))[0] == 0
     code, out, _ = run(capsys, "show", str(target), "--json")
     assert code == 0 and json.loads(out)["id"] == "https://x.org/d"
+
+
+def test_sign_does_not_overwrite_another_file_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.jsonld"
+    other.write_text("keep\n")
+    sign = ["sign", str(ASSETS / "unsigned.jsonld"), "--key", str(ASSETS / "alice.key")]
+    code, _, err = run(capsys, *sign, "-o", str(other))
+    assert code == 2 and "--force" in err and other.read_text() == "keep\n"
+    assert run(capsys, *sign, "-o", str(other), "--force")[0] == 0
+    assert "proof" in other.read_text()
 
 
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
