@@ -71,7 +71,12 @@ class _Out:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
+    json_errors = False  # set by main() when --json is on the command line
+
     def error(self, message: str) -> NoReturn:
+        if _ArgumentParser.json_errors:  # scripts get the same shape as every other failure
+            error = UsageError(f"{self.prog}: {message}")
+            print(json.dumps({"ok": False, "error": error.to_json()}, indent=2))
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
@@ -429,6 +434,8 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .signing import sign_document
 
+    if args.output == "-" and out.as_json:
+        raise UsageError("--json and -o - would share stdout: give -o FILE")
     if args.output not in (None, "-", args.manifest):
         _check_output(Path(args.output), args.force)
     document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
@@ -678,16 +685,20 @@ def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
     from .manifest.document import detect_format
     from .signing import convert_document
 
+    if args.output == "-" and out.as_json:
+        raise UsageError("--json and -o - would share stdout: give -o FILE")
+    if args.output != "-":
+        _check_output(Path(args.output), args.force)
     document = _read(args.manifest)
     fmt = args.to or detect_format(args.output)
     data = convert_document(document, fmt)
     if args.output == "-":
         sys.stdout.buffer.write(data)
     else:
-        if os.path.exists(args.output) and not args.force:
-            raise UsageError("output exists; refusing to overwrite (use --force)", path=args.output)
         write_atomic(args.output, data)
         out.status(True, f"wrote {args.output} ({fmt}); signatures carry over unchanged")
+        if out.as_json:
+            out.data({"ok": True, "manifest": args.output, "format": fmt})
     return EXIT_OK
 
 
@@ -698,7 +709,10 @@ def cmd_demo(args: argparse.Namespace, out: _Out) -> int:
         raise UsageError(
             "the demo writes keys and data: give a new or empty directory", path=args.dir
         )
-    return run_demo(args.dir, say=out.info, quiet=out.quiet)
+    code = run_demo(args.dir, say=out.info, quiet=out.quiet)
+    if out.as_json:
+        out.data({"ok": code == EXIT_OK})
+    return code
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -955,6 +969,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(_command_in(argv))
+    _ArgumentParser.json_errors = "--json" in argv
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

@@ -215,6 +215,15 @@ BAD_USAGE = {
         "-5",
     ],
     "demo-in-a-directory-with-files": ["demo", "--dir", str(ASSETS)],
+    "sign-json-and-manifest-on-stdout": [
+        "sign",
+        str(ASSETS / "unsigned.jsonld"),
+        "--key",
+        str(ASSETS / "alice.key"),
+        "-o",
+        "-",
+        "--json",
+    ],
     "trust-remove-unknown": [
         "trust",
         "remove",
@@ -257,6 +266,20 @@ def test_sign_does_not_overwrite_another_file_unless_forced(
     assert code == 2 and "--force" in err and other.read_text() == "keep\n"
     assert run(capsys, *sign, "-o", str(other), "--force")[0] == 0
     assert "proof" in other.read_text()
+
+
+def test_json_on_stdout_for_usage_errors_and_convert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["show", str(ASSETS / "signed.jsonld"), "--limit", "x", "--json"])
+    out = capsys.readouterr().out
+    assert info.value.code == 2 and json.loads(out)["error"]["error"] == "UsageError"
+    target = tmp_path / "m.trig"
+    code, out, _ = run(
+        capsys, "convert", str(ASSETS / "signed.jsonld"), "-o", str(target), "--json"
+    )
+    assert code == 0 and json.loads(out) == {"ok": True, "manifest": str(target), "format": "trig"}
 
 
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
