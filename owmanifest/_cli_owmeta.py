@@ -228,7 +228,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = subcommand(
         "list",
         "list the bundle archives a manifest describes (does not decide trust)",
-        "Print bundle id, version and size of every bundle archive in MANIFEST.",
+        "Print bundle id, version and size of every bundle archive in MANIFEST.\n\n"
+        "example:\n  owmanifest owmeta list owmeta-bundles.jsonld --json",
     )
     p.add_argument("manifest", metavar="MANIFEST")
     p.set_defaults(func=cmd_list)

@@ -98,8 +98,23 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
         "  owmanifest trust list",
     )
     sub = p.add_subparsers(dest="trust_action", metavar="ACTION", required=True)
-    kw: dict[str, Any] = {"parents": [common]}
-    a = sub.add_parser("add", help="trust a key", **kw)
+
+    def action(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.\n\nexample:\n  {example}",
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+    a = action(
+        "add",
+        "trust a key (for every dataset, or only for ids matching --dataset)",
+        "owmanifest trust add did:key:z6Mk... --name 'OpenWorm data team' "
+        "--dataset 'https://openworm.org/data/*'",
+    )
     a.add_argument("did", metavar="DID")
     a.add_argument("--name", help="who this key belongs to")
     a.add_argument(
@@ -108,22 +123,42 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="only for dataset ids matching this glob",
     )
-    sub.add_parser("list", help="list trusted and revoked keys", **kw)
-    r = sub.add_parser("remove", help="forget a key (trusted or revoked)", **kw)
+    action("list", "list trusted and revoked keys", "owmanifest trust list --json")
+    r = action(
+        "remove",
+        "forget a key (trusted or revoked; to distrust a key for good, revoke it)",
+        "owmanifest trust remove did:key:z6Mk...",
+    )
     r.add_argument("did", metavar="DID")
-    v = sub.add_parser("revoke", help="never count this key's proofs again", **kw)
+    v = action(
+        "revoke",
+        "never count this key's proofs again, whatever trusts it",
+        "owmanifest trust revoke did:key:z6Mk... --reason 'laptop stolen'",
+    )
     v.add_argument("did", metavar="DID")
     v.add_argument("--reason")
-    i = sub.add_parser("import", help="merge a trust file (e.g. a project's maintainers)", **kw)
+    i = action(
+        "import",
+        "merge a trust file (e.g. a project's maintainers) into your trust store",
+        "owmanifest trust import openworm-maintainers.json",
+    )
     i.add_argument("file", metavar="FILE")
-    sub.add_parser("export", help="print the trust store as a trust file", **kw)
+    action(
+        "export",
+        "print the trust store as a trust file (to share, or for --trust-file)",
+        "owmanifest trust export > my-trust.json",
+    )
     p.set_defaults(func=cmd_trust)
 
     s = add(
         "state",
         "show or forget the recorded (rollback-protection) version of a dataset",
         "owmanifest records the highest verified version of each dataset and refuses older ones\n"
-        "(rollback) or a different manifest with the same version (freeze/fork).",
+        "(rollback) or a different manifest with the same version (freeze/fork). `forget`\n"
+        "drops the record, so that the next verified version of any number is accepted.\n\n"
+        "examples:\n"
+        "  owmanifest state show https://openworm.org/data/connectome\n"
+        "  owmanifest state forget https://openworm.org/data/connectome",
     )
     s.add_argument("state_action", choices=["show", "forget"])
     s.add_argument("dataset", metavar="DATASET_ID")

@@ -918,7 +918,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "show",
         "summarize a manifest (does not decide trust)",
         "Print a summary: dataset, version, files, signers and which proofs carry a valid\n"
-        "signature. Use `verify` to decide whether to trust it.",
+        "signature. Use `verify` to decide whether to trust it.\n\n"
+        "examples:\n"
+        "  owmanifest show connectome.jsonld --limit 10\n"
+        "  owmanifest show connectome.jsonld --no-files --json",
     )
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--no-files", action="store_true", help="omit the file list")
@@ -945,9 +948,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "show the whole workflow on a sample dataset",
         "Create a sample dataset and two keys, write a 2-of-2 manifest, sign it twice, verify,\n"
         "seed it over BitTorrent on loopback and fetch it into a fresh directory, then flip\n"
-        "one byte and show the failure.",
+        "one byte and show the failure.\n\n"
+        "example:\n  owmanifest demo --dir ./owmanifest-demo",
     )
-    p.add_argument("--dir", metavar="DIR", help="work here (default: a new temporary directory)")
+    p.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="work here, a new or empty directory (default: a temporary one)",
+    )
     p.set_defaults(func=cmd_demo)
 
     _add_plugin_commands(add, common)

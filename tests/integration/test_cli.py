@@ -321,6 +321,23 @@ def test_each_command_is_defined_alone_as_with_the_others() -> None:
     assert _help(build_parser("verify"), ["--help"]) == _help(everything, ["--help"])
 
 
+def test_every_command_teaches_with_an_example() -> None:
+    """Each command's --help, and each action's of the commands that have them, shows how it
+    is used (the project's rule: --help that teaches)."""
+    from owmanifest.cli import build_parser
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(found[0].choices) if found else {}
+
+    everything = build_parser()
+    for name, parser in subcommands(everything).items():
+        actions = subcommands(parser)
+        for argv in [[name]] if not actions else [[name, action] for action in actions]:
+            text = _help(everything, [*argv, "--help"])
+            assert "example" in text, f"owmanifest {' '.join(argv)} --help has no example"
+
+
 def test_create_dataset_without_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "empty-data"
     data.mkdir()
