@@ -200,12 +200,6 @@ def _check_mirrors(mirrors: list[str], selected: set[str], out: Any) -> None:
         family = "http" if scheme == "https" else scheme
         if family not in selected:
             out.info(f"mirror not used (--transport leaves out {family}): {uri}")
-        elif scheme == "file":  # the user's own directory: a typo is bad input, not a failure
-            from .transport.local import local_path
-
-            directory = local_path(uri)
-            if not directory.is_dir():
-                raise UsageError("the mirror is not a directory", path=str(directory))
 
 
 def _report_swarm(bt: Any, out: Any, result: dict[str, Any]) -> None:

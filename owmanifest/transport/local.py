@@ -18,10 +18,10 @@ from ..errors import UsageError
 from ..manifest.model import FileEntry
 from .base import RangeTransport, SourceUnavailableError
 
-__all__ = ["LocalTransport", "local_path"]
+__all__ = ["LocalTransport"]
 
 
-def local_path(location: str | os.PathLike[str]) -> Path:
+def _to_path(location: str | os.PathLike[str]) -> Path:
     """A path from a plain path or a ``file:`` URI (``file:///x``, ``file://localhost/x``).
 
     Raises:
@@ -60,7 +60,7 @@ class LocalTransport(RangeTransport):
         link: bool = False,
         chunk_size: int = 1 << 20,
     ) -> None:
-        self.directory = local_path(directory)
+        self.directory = _to_path(directory)
         self.link = link
         self.chunk_size = chunk_size
         self.name = str(self.directory)

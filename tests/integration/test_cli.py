@@ -215,16 +215,6 @@ BAD_USAGE = {
         "-5",
     ],
     "demo-in-a-directory-with-files": ["demo", "--dir", str(ASSETS)],
-    "fetch-from-a-missing-directory": [
-        "fetch",
-        str(ASSETS / "signed.jsonld"),
-        "/tmp/owm-never-dir",
-        "--unsafe-trust-manifest-signers",
-        "--transport",
-        "file",
-        "--mirror",
-        "/tmp/owm-no-such-mirror",
-    ],
     "sign-json-and-manifest-on-stdout": [
         "sign",
         str(ASSETS / "unsigned.jsonld"),
