@@ -297,7 +297,12 @@ def test_symlink_at_final_path_is_replaced_never_followed(
     dest.mkdir()
     os.symlink(victim, dest / "small.txt")
     attack("data/destination")
-    report = fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
+    with pytest.raises(UsageError, match="not put there by owmanifest"):  # not ours: not unasked
+        fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
+    assert (dest / "small.txt").is_symlink() and victim.read_bytes() == b"must not change"
+    report = fetch(
+        ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers, replace=True
+    )
     assert "small.txt" in report.replaced
     assert not (dest / "small.txt").is_symlink()
     assert (dest / "small.txt").read_bytes() == ds.data["small.txt"]
@@ -313,7 +318,10 @@ def test_hard_link_at_final_path_is_replaced_not_written_through(
     dest.mkdir()
     os.link(victim, dest / "small.txt")
     attack("data/destination")
-    fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
+    with pytest.raises(UsageError, match="not put there by owmanifest"):  # not ours: not unasked
+        fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
+    assert victim.read_bytes() == b"x" * len(ds.data["small.txt"])
+    fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers, replace=True)
     assert (dest / "small.txt").read_bytes() == ds.data["small.txt"]
     assert victim.read_bytes() == b"x" * len(ds.data["small.txt"])
 
