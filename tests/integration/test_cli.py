@@ -383,18 +383,6 @@ def test_signer_from_a_key_file_is_read_like_any_key_file(
 ) -> None:
     bad = tmp_path / "bad.key"
     bad.write_text('{"type": "owmanifest-ed25519-private-key"}')
-    code, _, err = run(
-        capsys,
-        "create",
-        str(ASSETS / "dataset"),
-        "--id",
-        "https://x.org/d",
-        "--version",
-        "1",
-        "--signer",
-        str(bad),
-        "-o",
-        str(tmp_path / "m.jsonld"),
-    )
+    code, _, err = run(capsys, *_CREATE, "--signer", str(bad), "-o", str(tmp_path / "m.jsonld"))
     assert code == 2 and "invalid key file" in err and "Traceback" not in err
     assert not (tmp_path / "m.jsonld").exists()
