@@ -159,32 +159,6 @@ BAD_USAGE = {
     "missing-manifest": ["verify", "/nonexistent.jsonld", "--trust", "did:key:z6Mkx"],
     "malformed-manifest": ["show", str(ASSETS / "dids.txt")],
     "bad-trust-key": ["verify", str(ASSETS / "signed.jsonld"), "--trust", "https://x"],
-    "create-bad-id": [
-        "create",
-        str(ASSETS / "dataset"),
-        "--id",
-        "not an iri",
-        "--version",
-        "1",
-        "--signer",
-        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
-        "-o",
-        "/tmp/owm-never.jsonld",
-    ],
-    "create-bad-threshold": [
-        "create",
-        str(ASSETS / "dataset"),
-        "--id",
-        "https://x.org/d",
-        "--version",
-        "1",
-        "--threshold",
-        "3",
-        "--signer",
-        "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2",
-        "-o",
-        "/tmp/owm-never.jsonld",
-    ],
     "verify-not-a-directory": [
         "verify",
         str(ASSETS / "signed.jsonld"),
@@ -195,6 +169,8 @@ BAD_USAGE = {
     **{
         f"create-{name}": [*_CREATE, *extra]
         for name, extra in {
+            "bad-id": ["--id", "not an iri", "-o", "/tmp/owm-never.jsonld"],
+            "bad-threshold": ["--threshold", "3", "-o", "/tmp/owm-never.jsonld"],
             "created-not-a-datetime": ["--created", "yesterday", "-o", "/tmp/owm-never.jsonld"],
             "expires-not-a-datetime": ["--expires", "never", "-o", "/tmp/owm-never.jsonld"],
             "version-over-20-digits": ["--version", "9" * 21, "-o", "/tmp/owm-never.jsonld"],
