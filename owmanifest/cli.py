@@ -342,13 +342,22 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .manifest.builder import build_manifest
     from .manifest.digest import Digest
-    from .manifest.document import detect_format, serialize_quads
+    from .manifest.document import FORMATS, detect_format, serialize_quads
     from .manifest.jsonld import manifest_json
 
     target = Path(args.output)
     fmt = args.format or detect_format(str(target))
     if fmt not in ("json-ld", "trig", "n-quads"):
         raise UsageError("output format must be json-ld, trig or n-quads", observed=fmt)
+    if args.format and target.suffix.lower() in {x for xs in FORMATS.values() for x in xs}:
+        named = detect_format(str(target))
+        if named != args.format:  # no reader would take the file for what it is
+            raise UsageError(
+                "--format disagrees with the output's name",
+                path=str(target),
+                expected=named,
+                observed=args.format,
+            )
     sidecar = Path(str(target) + ".torrent")
     _check_output(target, args.force)
     _check_output(sidecar, args.force)

@@ -171,6 +171,7 @@ BAD_USAGE = {
         for name, extra in {
             "bad-id": ["--id", "not an iri", "-o", "/tmp/owm-never.jsonld"],
             "bad-threshold": ["--threshold", "3", "-o", "/tmp/owm-never.jsonld"],
+            "format-unlike-the-name": ["--format", "trig", "-o", "/tmp/owm-never.jsonld"],
             "created-not-a-datetime": ["--created", "yesterday", "-o", "/tmp/owm-never.jsonld"],
             "expires-not-a-datetime": ["--expires", "never", "-o", "/tmp/owm-never.jsonld"],
             "version-over-20-digits": ["--version", "9" * 21, "-o", "/tmp/owm-never.jsonld"],
