@@ -1,7 +1,7 @@
 # The compiled hashing core (_hashcore.c); see owmanifest.manifest.hashing.
 from collections.abc import Sequence
 
-_Job = tuple[int, str | bytes, int, int, int, int]  # hashing._Job
+_Job = tuple[int, str | bytes, int, int, int, int, bytes | None]  # hashing._Job
 _Result = tuple[bytes | None, bytes, bytes | None, bytes | None, bytes | None]
 _Error = tuple[int, int, int, int]
 
@@ -9,9 +9,12 @@ def load(library: str) -> bool: ...
 def hash_jobs(
     jobs: Sequence[_Job], piece_length: int, v1: bool, sha256: bool, buffer_size: int, /
 ) -> tuple[list[_Result], _Error | None]: ...
-def stat_files(
-    paths: Sequence[str | bytes], follow_symlinks: bool, /
-) -> tuple[list[int], list[int], tuple[int, int, int] | None]: ...
+def stat_files(  # with keys, a fourth item: the packed stat keys (bytes)
+    paths: Sequence[str | bytes], follow_symlinks: bool, keys: bool = False, /
+) -> (
+    tuple[list[int], list[int], tuple[int, int, int] | None]
+    | tuple[list[int], list[int], tuple[int, int, int] | None, bytes]
+): ...
 def sha256(data: bytes | bytearray | memoryview, /) -> bytes: ...
 def sha1(data: bytes | bytearray | memoryview, /) -> bytes: ...
 def sha256_two(
