@@ -996,14 +996,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args, out)
         return code
     except Error as exc:
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        if out.as_json:
-            out.data({"ok": False, "error": exc.to_json()})
-        print(f"FAIL: {exc.diagnostics() if args.verbose else exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(exc, args, out)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -1012,16 +1005,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # an output that cannot be written, a state directory on a full disk
         from .errors import LocalFileError
 
-        if args.verbose:
-            import traceback
+        where = None if exc.filename is None else str(exc.filename)
+        return _failed(LocalFileError(exc.strerror or str(exc), path=where), args, out)
 
-            traceback.print_exc()
-        where = exc.filename if exc.filename is not None else None
-        error = LocalFileError(exc.strerror or str(exc), path=None if where is None else str(where))
-        if out.as_json:
-            out.data({"ok": False, "error": error.to_json()})
-        print(f"FAIL: {error}", file=sys.stderr)
-        return error.exit_code
+
+def _failed(error: Error, args: argparse.Namespace, out: _Out) -> int:
+    """Report the error that ended a command (the traceback only with -v); its exit status.
+    Call it while the exception is being handled."""
+    if args.verbose:
+        import traceback
+
+        traceback.print_exc()
+    if out.as_json:
+        out.data({"ok": False, "error": error.to_json()})
+    print(f"FAIL: {error.diagnostics() if args.verbose else error}", file=sys.stderr)
+    return error.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover
