@@ -1065,7 +1065,7 @@ def fetch(
     Files already at their final path with the right size and root are kept (they are hashed
     to be sure). A file there that differs is replaced (its verified pieces reused) when an
     earlier fetch put it there, or found it there verified, and it has not changed since (its
-    size, times, inode and device, recorded in ``dest/.owmanifest/exposed.json``): that is how
+    size, times, inode and device, recorded in the state directory; ADR 0012): that is how
     a new version of a dataset updates an old one. Any other file that differs may be the
     user's own: it is replaced only with ``replace``. Everything else is obtained from
     ``sources``, tried in order, through the partial area ``dest/.owmanifest/partial``; a file
