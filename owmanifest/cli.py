@@ -445,7 +445,10 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
 
     if args.output == "-" and out.as_json:
         raise UsageError("--json and -o - would share stdout: give -o FILE")
-    if args.output not in (None, "-", args.manifest):
+    in_place = args.output is None or (
+        args.manifest != "-" and Path(args.output).resolve() == Path(args.manifest).resolve()
+    )
+    if not in_place and args.output != "-":
         _check_output(Path(args.output), args.force)
     document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
     key = _load_key(args)
