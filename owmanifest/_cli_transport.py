@@ -337,9 +337,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="also replace files in DEST that differ from the manifest and were not put there "
-        "by owmanifest (their content is lost); files an earlier fetch left unchanged are "
-        "replaced without it",
+        help="also replace files in DEST that differ from the manifest and are not as a fetch "
+        "of this dataset left them (their content is lost); files an earlier fetch left "
+        "unchanged are replaced without it",
     )
     p.add_argument(
         "--token-env", metavar="VAR", help="bearer token for private HTTP mirrors from $VAR"

@@ -27,7 +27,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
@@ -365,34 +365,72 @@ class PartialFile:
         self.close()
         return self.data_path
 
-    def finalize(self, final: Path, source: Path | None = None) -> None:
+    def finalize(
+        self,
+        final: Path,
+        source: Path | None = None,
+        *,
+        check: Callable[[], None] | None = None,
+    ) -> os.stat_result | None:
         """Move the verified data file (or ``source``, another file in the partial area) to
         ``final``, durably, then forget this partial file.
 
         The caller has verified the bytes and checked ``final``'s parent directories. A symbolic
-        link at ``final`` is replaced, never followed.
+        link at ``final`` is replaced, never followed. ``check`` is called right before the
+        move: whatever it raises leaves ``final`` as it is and the verified bytes here.
+
+        Returns:
+            ``final``'s ``lstat`` right after the move, or ``None`` when what is there already
+            is not the file moved (something replaced it at once).
         """
         self.close()
         src = self.data_path if source is None else source
         fd = os.open(src, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             os.fsync(fd)
+            inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
         try:
+            if check is not None:
+                check()
             os.replace(src, final)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            # A mount point inside the destination: copy next to the target, then replace.
-            tmp = final.with_name(f".{final.name}.owmanifest-tmp")
-            shutil.copyfile(src, tmp, follow_symlinks=False)
-            with open(tmp, "rb+") as g:
-                os.fsync(g.fileno())
-            os.replace(tmp, final)
-            os.unlink(src)
+            inode = self._copy_into_place(src, final, check)
         _fsync_dir(final.parent)
+        try:
+            st: os.stat_result | None = os.lstat(final)
+        except OSError:
+            st = None
         self.discard()
+        return st if st is not None and st.st_ino == inode else None
+
+    @staticmethod
+    def _copy_into_place(src: Path, final: Path, check: Callable[[], None] | None) -> int:
+        """A mount point inside the destination: copy next to ``final``, then replace it;
+        returns the copy's inode."""
+        tmp = final.with_name(f".{final.name}.owmanifest-tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a leftover, or a link put there: never written through
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        flags |= getattr(os, "O_BINARY", 0)
+        try:
+            with open(src, "rb") as f, os.fdopen(os.open(tmp, flags, 0o644), "wb") as g:
+                shutil.copyfileobj(f, g, 1 << 20)
+                g.flush()
+                os.fsync(g.fileno())
+                inode = os.fstat(g.fileno()).st_ino
+            if check is not None:
+                check()  # again: the copy took a while
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.unlink(src)
+        return inode
 
     def discard(self) -> None:
         """Remove the data and state files."""

@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import stat
+import struct
 import threading
 import time
 from collections import deque
@@ -42,7 +43,7 @@ from ..errors import (
     TransportError,
     UsageError,
 )
-from ..manifest.hashing import hash_files, stat_key_of
+from ..manifest.hashing import STAT_KEY_FORMAT, hash_files, stat_key_of
 from ..manifest.model import FileEntry, Manifest
 from ..manifest.paths import case_key, check_path
 from ..verify.blocks import PieceVerifier
@@ -61,6 +62,7 @@ from .base import (
 
 __all__ = ["FetchReport", "IncompleteFetchError", "SourceProblem", "fetch"]
 
+_STAT_KEY = struct.Struct(STAT_KEY_FORMAT)
 #: Contiguous missing pieces are asked for in one request of at most this many bytes.
 MAX_REQUEST = 64 * 1024 * 1024
 #: How long a reader thread may take to stop after it was told to (and after ``abort()``).
@@ -192,19 +194,20 @@ def _message(exc: BaseException, source: str | None = None) -> str:
     return text
 
 
-def _root_ok(path: Path, entry: FileEntry, piece_length: int) -> bool:
+def _root_ok(path: Path, entry: FileEntry, piece_length: int, key: bytes | None = None) -> bool:
     """Whether the regular file at ``path`` has ``entry``'s size and BEP 52 root.
 
     Anything else at ``path`` (a symbolic link, even to the right bytes) is not: what is moved
     into place must be the very file that was hashed.
 
     Raises:
-        FileVerificationError: ``path`` cannot be read or changed while it was read.
+        FileVerificationError: ``path`` cannot be read, changed while it was read, or (with
+            ``key``, its :func:`~owmanifest.manifest.hashing.stat_key_of`) is not that file.
     """
     if not _is_regular(path):
         return False
     # A large file is hashed in piece-aligned regions on every core (the same result).
-    h = hash_files([path], piece_length, v1=False)[0]
+    h = hash_files([path], piece_length, v1=False, keys=key)[0]
     expected = None if entry.root is None else entry.root.value
     return h.size == entry.size and h.root == expected
 
@@ -265,6 +268,28 @@ def _final_path(dest: Path, rel: str) -> Path:
     if not final.parent.resolve().is_relative_to(dest):  # pragma: no cover - belt and braces
         raise PathError(f"refusing to write {rel!r} outside {dest}", path=str(final))
     return final
+
+
+def _key(st: os.stat_result | None) -> bytes | None:
+    return None if st is None else stat_key_of(st)
+
+
+def _as_left(st: os.stat_result | None, recorded: bytes | None) -> bool:
+    """Whether the regular file ``st`` is the one a fetch recorded, unchanged: the same size,
+    modification time, inode and device.
+
+    Not the ctime, which changes with a file's metadata only (``chmod``, a rename) and, for a
+    file hard-linked into place (``--link``), whenever another name of it comes or goes: none
+    of that makes it the user's work. A content change with the mtime put back goes unseen.
+    """
+    if st is None or recorded is None or not stat.S_ISREG(st.st_mode):
+        return False
+    size, mtime, _, inode, device = _STAT_KEY.unpack(recorded)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) == (size, mtime, inode, device)
+
+
+class _ChangedMeanwhile(PathError):
+    """A final path changed between the plan and the move into place."""
 
 
 def _is_regular(path: Path) -> bool:
@@ -489,7 +514,12 @@ class _Job:
     partial: PartialFile
     checker: PieceVerifier | None = None
     replacing: bool = False
+    #: The final path's ``lstat`` when the fetch was planned (``None``: nothing was there).
+    #: The file is moved into place only while it is still so (the same stat key).
+    seen: os.stat_result | None = None
     done: bool = False
+    #: The final path changed during the fetch: it is left as it is.
+    left: bool = False
     problems: list[SourceProblem] = field(default_factory=list)
 
     @property
@@ -521,6 +551,9 @@ class _Fetcher:
         self.progress = progress
         self.fetched: list[str] = []
         self.present: list[str] = []
+        #: Each file's stat key as this fetch left it in place or found it verified; ``None``:
+        #: it cannot be told (:class:`_Fetched`).
+        self.keys: dict[str, bytes | None] = {}
         self.replaced: list[str] = []
         self.bytes_by_source: dict[str, int] = {}
         self.problems: list[SourceProblem] = []
@@ -562,7 +595,7 @@ class _Fetcher:
             try:
                 remaining = self._resume(jobs)
                 for source in self.sources:
-                    remaining = [j for j in remaining if not j.done]
+                    remaining = [j for j in remaining if not (j.done or j.left)]
                     if not remaining:
                         break
                     if id(source) in self.dead:
@@ -582,7 +615,8 @@ class _Fetcher:
                                     )
                                 )
                                 continue
-                            self._run_range(source, job)
+                            if not job.left:
+                                self._run_range(source, job)
             finally:
                 if self._pool is not None:
                     self._pool.shutdown(wait=True)
@@ -637,6 +671,7 @@ class _Fetcher:
             except FileNotFoundError:
                 jobs.append(job)
                 continue
+            job.seen = st
             if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
                 candidates.append(job)
                 continue
@@ -648,6 +683,7 @@ class _Fetcher:
         for job, ok in zip(candidates, self._hash_present(candidates), strict=True):
             if ok:
                 self.present.append(job.path)
+                self.keys[job.path] = _key(job.seen)  # the very file read (hash_files' keys)
                 job.partial.discard()  # left over by a run that died right after the move
             else:
                 job.replacing = True
@@ -657,59 +693,48 @@ class _Fetcher:
         return sorted(jobs, key=lambda j: j.path)
 
     def _refuse_foreign(self, replacing: Sequence[_Job], exposed: Mapping[str, bytes]) -> None:
-        """Refuse to replace files that differ from the manifest unless an earlier fetch put
-        them there (or found them there verified) and they have not changed since: anything
-        else may be the user's own work.
+        """Refuse to replace files that differ from the manifest unless a fetch of this dataset
+        into this directory left them there (or found them there verified) and they have not
+        changed since: anything else may be the user's own work.
 
         Raises:
             UsageError: such files, before anything is transferred.
         """
-        foreign = []
-        for job in replacing:
-            try:
-                st = os.lstat(job.final)
-            except OSError:
-                continue  # gone meanwhile: nothing to lose
-            if not stat.S_ISREG(st.st_mode) or exposed.get(job.path) != stat_key_of(st):
-                foreign.append(job.path)
+        foreign = [j.path for j in replacing if not _as_left(j.seen, exposed.get(j.path))]
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
             raise UsageError(
-                f"{len(foreign)} file(s) in the destination differ from the manifest and were not "
-                "put there by owmanifest: replacing them would lose their content (move them "
-                "away, or use --force to replace them)",
+                f"{len(foreign)} file(s) in the destination differ from the manifest and are not "
+                "as a fetch of this dataset left them: replacing them would lose their content "
+                "(move them away, or use --force to replace them)",
                 path=str(self.dest),
                 expected="each file absent, with the manifest's bytes, or as a fetch left it",
                 observed=shown,
             )
 
     def _record_exposed(self) -> None:
-        """Record the stat key of each file now in place and verified (:class:`_Fetched`), so
-        that a later version may replace it while it is unchanged; a failure to record only
-        means that a later fetch asks for --force."""
-        keys: dict[str, bytes | None] = {}
-        for path in (*self.fetched, *self.present):
-            try:
-                st = os.lstat(_final_path(self.dest, path))
-            except OSError:
-                continue
-            keys[path] = stat_key_of(st) if stat.S_ISREG(st.st_mode) else None
+        """Record the stat key of each file this fetch put in place or found verified
+        (:class:`_Fetched`), as it was then, so that a later version may replace it while it
+        is unchanged; a failure to record only means that a later fetch asks for --force."""
         with contextlib.suppress(OSError):
-            self._fetched.update(keys)
+            self._fetched.update(self.keys)
 
     def _hash_present(self, jobs: Sequence[_Job]) -> list[bool]:
         """Whether each job's final path already holds the right bytes."""
         if not jobs:
             return []
         expected = [None if j.entry.root is None else j.entry.root.value for j in jobs]
+        # The keys make each file read the very one planned (and recorded if it matches).
+        keys = [_key(j.seen) or b"" for j in jobs]
         try:
-            hashes = hash_files([j.final for j in jobs], self.piece_length, v1=False)
+            paths = [j.final for j in jobs]
+            hashes = hash_files(paths, self.piece_length, v1=False, keys=b"".join(keys))
             return [h.root == root for h, root in zip(hashes, expected, strict=True)]
-        except FileVerificationError:  # one changed while read: one at a time
+        except FileVerificationError:  # one changed since it was planned: one at a time
             out = []
-            for job in jobs:
+            for job, key in zip(jobs, keys, strict=True):
                 try:
-                    out.append(_root_ok(job.final, job.entry, self.piece_length))
+                    out.append(_root_ok(job.final, job.entry, self.piece_length, key))
                 except FileVerificationError:
                     out.append(False)
             return out
@@ -753,16 +778,37 @@ class _Fetcher:
     # --- exposure ------------------------------------------------------------------------------
 
     def _expose(self, job: _Job, source_path: Path | None = None) -> None:
-        """Move the verified partial file (or ``source_path``) to its final path."""
+        """Move the verified partial file (or ``source_path``) to its final path, unless that
+        path changed since the fetch was planned (then it is left as it is)."""
+
+        def check() -> None:
+            try:
+                now: bytes | None = stat_key_of(os.lstat(job.final))
+            except FileNotFoundError:
+                now = None
+            if now != _key(job.seen):
+                raise _ChangedMeanwhile(
+                    f"{job.final} changed during the fetch: it is left as it is (run the fetch "
+                    "again to replace it)",
+                    path=str(job.final),
+                    expected="absent" if job.seen is None else "as it was when the fetch began",
+                    observed="absent" if now is None else "another file",
+                )
+
         try:
             _make_parents(self.dest, job.final)
             if source_path is None:
                 job.partial.prepare()
-            job.partial.finalize(job.final, source_path)
+            st = job.partial.finalize(job.final, source_path, check=check)
+        except _ChangedMeanwhile as exc:
+            job.left = True
+            self._problem(job, "destination", str(exc))
+            return
         except (OSError, PathError) as exc:
             self._problem(job, "destination", f"cannot move into place: {_message(exc)}")
             return
         job.done = True
+        self.keys[job.path] = None if st is None else stat_key_of(st)
         self.fetched.append(job.path)
         if job.replacing:
             self.replaced.append(job.path)
@@ -826,7 +872,7 @@ class _Fetcher:
         self._credit(source, job.entry.size)
         self.progress.advance(job.entry.size, source.name)
         self._expose(job, target)
-        return job.done
+        return job.done or job.left
 
     def _pieces(self, source: RangeTransport, job: _Job, checker: PieceVerifier) -> None:
         missing = [i for i in range(checker.num_pieces) if i not in job.partial.verified]
@@ -1093,8 +1139,9 @@ def fetch(
         TypeError: ``verified`` is not a :class:`VerifiedManifest`.
         UsageError: bad arguments (a file not in the manifest, no usable source, a bad
             timeout), another fetch is using ``dest``, or (without ``replace``) files in
-            ``dest`` differ from the manifest and were not put there by owmanifest: raised
-            before anything is transferred.
+            ``dest`` differ from the manifest and are not as a fetch of this dataset into
+            ``dest`` left them: raised before anything is transferred. A file that changes
+            after that is left as it is and reported as not fetched.
         PathError: a file would be written outside ``dest`` or through a symbolic link.
         IncompleteFetchError: some files could not be fetched; the message lists each source
             tried and why, ``error.report`` says what succeeded.

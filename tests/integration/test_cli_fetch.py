@@ -83,7 +83,7 @@ def test_fetch_keeps_the_users_own_file_unless_forced(
     fetch = ["fetch", manifest, str(dest), *TRUST, "--transport", "file"]
     fetch += ["--mirror", str(ASSETS / "dataset"), "--no-state"]
     code, out, err = run(capsys, *fetch, "--json")
-    assert code == 2 and "not put there by owmanifest" in err and "--force" in err
+    assert code == 2 and "not as a fetch of this dataset left them" in err and "--force" in err
     assert json.loads(out)["error"]["observed"] == "README.txt"
     assert (dest / "README.txt").read_text() == "MY OWN WORK\n"
     code, _, err = run(capsys, *fetch, "--force")

@@ -297,7 +297,8 @@ def test_symlink_at_final_path_is_replaced_never_followed(
     dest.mkdir()
     os.symlink(victim, dest / "small.txt")
     attack("data/destination")
-    with pytest.raises(UsageError, match="not put there by owmanifest"):  # not ours: not unasked
+    # not ours: not replaced unasked
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them"):
         fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
     assert (dest / "small.txt").is_symlink() and victim.read_bytes() == b"must not change"
     report = fetch(
@@ -318,7 +319,8 @@ def test_hard_link_at_final_path_is_replaced_not_written_through(
     dest.mkdir()
     os.link(victim, dest / "small.txt")
     attack("data/destination")
-    with pytest.raises(UsageError, match="not put there by owmanifest"):  # not ours: not unasked
+    # not ours: not replaced unasked
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them"):
         fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers)
     assert victim.read_bytes() == b"x" * len(ds.data["small.txt"])
     fetch(ds.verified, dest, [LocalTransport(ds.root)], piece_layers=ds.layers, replace=True)

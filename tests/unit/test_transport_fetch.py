@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import shutil
@@ -158,7 +159,7 @@ def test_files_changed_since_the_fetch_are_replaced_only_when_asked(
     (dest / "big.bin").write_bytes(bytes(blob))  # same size, other content: must be hashed
     (dest / "dir/sub/small.txt").write_bytes(b"short")
     spy = Tampering(ds.root)
-    with pytest.raises(UsageError, match="not put there by owmanifest") as info:
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them") as info:
         run(ds, dest, [spy])
     assert info.value.observed == "big.bin, dir/sub/small.txt"
     assert spy.requests == [] and (dest / "dir/sub/small.txt").read_bytes() == b"short"
@@ -192,6 +193,156 @@ def test_files_a_fetch_found_in_place_may_be_replaced_by_a_new_version(
     assert report.replaced == ("big.bin",)
 
 
+class EditsOnExposure(Recorder):
+    """A Progress that, once ``path`` is in place, writes ``content`` over ``target`` (a user
+    at work in the destination while the fetch goes on)."""
+
+    def __init__(self, path: str, target: Path, content: bytes) -> None:
+        super().__init__()
+        self.path, self.target, self.content = path, target, content
+
+    def file_done(self, path: str) -> None:
+        super().file_done(path)
+        if path == self.path:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.target.write_bytes(self.content)
+
+
+def test_a_file_edited_after_it_was_put_in_place_is_not_recorded_as_left(
+    ds: Dataset, tmp_path: Path
+) -> None:
+    """What is recorded is each file as the fetch left it, not as it is when the fetch ends:
+    an edit made meanwhile is the user's, and the next version does not replace it unasked."""
+    dest = tmp_path / "dest"
+    edited = ds.data["big.bin"][:-1] + b"!"
+    run(
+        ds,
+        dest,
+        [LocalTransport(ds.root)],
+        progress=EditsOnExposure("big.bin", dest / "big.bin", edited),
+    )
+    assert (dest / "big.bin").read_bytes() == edited
+    ds2 = make_dataset(tmp_path / "src2", SIZES, contents={"big.bin": b"v2" * 1000}, version=2)
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them") as info:
+        run(ds2, dest, [LocalTransport(ds2.root)])
+    assert info.value.observed == "big.bin"
+    assert (dest / "big.bin").read_bytes() == edited
+
+
+@pytest.mark.parametrize(
+    "planned",
+    [
+        pytest.param("absent", id="a-file-created-where-none-was"),
+        pytest.param("left-by-a-fetch", id="a-file-a-fetch-left-edited"),
+        pytest.param("forced", id="a-file-forced-over-edited-again"),
+    ],
+)
+def test_a_final_path_that_changes_during_the_fetch_is_left_as_it_is(
+    ds: Dataset, tmp_path: Path, planned: str
+) -> None:
+    """The plan's decision (absent, or replaceable) holds for the file the plan saw: one that
+    appears or changes before its turn to be moved into place is left, and reported."""
+    dest = tmp_path / "dest"
+    replace = False
+    if planned != "absent":
+        run(ds, dest, [LocalTransport(ds.root)])
+        if planned == "forced":
+            (dest / "dir/sub/small.txt").write_bytes(b"not the dataset's")
+            replace = True
+    ds2 = make_dataset(
+        tmp_path / "src2",
+        SIZES,
+        contents={"big.bin": b"v2" * 1000, "dir/sub/small.txt": b"new"},
+        version=2,
+    )
+    # "big.bin" is moved into place before "dir/sub/small.txt" (the order of paths).
+    user = EditsOnExposure("big.bin", dest / "dir/sub/small.txt", b"the user's notes")
+    spy = Tampering(ds2.root)
+    with pytest.raises(IncompleteFetchError, match="changed during the fetch") as info:
+        run(ds2, dest, [LocalTransport(ds2.root), spy], progress=user, replace=replace)
+    assert info.value.report.failed == ("dir/sub/small.txt",)
+    assert spy.requests == []  # left: no other source is asked for it
+    assert (dest / "dir/sub/small.txt").read_bytes() == b"the user's notes"
+    assert (dest / "big.bin").read_bytes() == b"v2" * 1000
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them"):
+        run(ds2, dest, [LocalTransport(ds2.root)])  # still the user's: not replaced unasked
+    report = run(ds2, dest, [LocalTransport(ds2.root)], replace=True)
+    assert report.fetched == ("dir/sub/small.txt",)
+    ds2.check(dest)
+
+
+@pytest.mark.parametrize(
+    "meanwhile",
+    [
+        pytest.param(lambda src, dest: os.chmod(dest / "big.bin", 0o600), id="chmod"),
+        pytest.param(lambda src, dest: os.unlink(src / "big.bin"), id="mirror-copy-removed"),
+        pytest.param(
+            lambda src, dest: os.link(dest / "big.bin", src / "another-name"), id="another-link"
+        ),
+    ],
+)
+def test_metadata_and_link_count_changes_do_not_make_a_file_the_users(
+    tmp_path: Path, meanwhile: object
+) -> None:
+    """A file hard-linked into place (--link) gets a new ctime whenever another of its names
+    comes or goes, and any file with chmod: it is still as the fetch left it."""
+    ds = make_dataset(tmp_path / "src", SIZES)
+    dest = tmp_path / "dest"
+    run(ds, dest, [LocalTransport(ds.root, link=True)])
+    assert (dest / "big.bin").stat().st_nlink == 2
+    time.sleep(0.01)
+    meanwhile(ds.root, dest)  # type: ignore[operator]
+    ds2 = make_dataset(tmp_path / "src2", SIZES, contents={"big.bin": b"v2" * 1000}, version=2)
+    report = run(ds2, dest, [LocalTransport(ds2.root)])
+    assert report.replaced == ("big.bin",)
+    ds2.check(dest)
+
+
+def _cross_device(monkeypatch: pytest.MonkeyPatch, meanwhile: dict[str, bytes]) -> list[str]:
+    """Make every move out of the partial area fail with EXDEV, as across a mount point
+    inside the destination, after writing ``meanwhile``'s content at the final paths named
+    there (a user at work during the copy); returns the final paths so refused."""
+    refused: list[str] = []
+    real = os.replace
+    inside = f"{os.sep}.owmanifest{os.sep}"
+
+    def replace(src: str, dst: str) -> None:
+        if inside in os.fspath(src) and inside not in os.fspath(dst):
+            refused.append(os.fspath(dst))
+            if Path(dst).name in meanwhile:
+                Path(dst).write_bytes(meanwhile[Path(dst).name])
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return refused
+
+
+def test_across_a_mount_point_files_are_copied_into_place(
+    ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy next to the final path, then a rename; the final path is checked again after
+    the copy, and the copy never stays behind."""
+    dest = tmp_path / "dest"
+    meanwhile = {"small.txt": b"the user's notes"}
+    refused = _cross_device(monkeypatch, meanwhile)
+    with pytest.raises(IncompleteFetchError, match="changed during the fetch") as info:
+        run(ds, dest, [LocalTransport(ds.root)])
+    assert info.value.report.failed == ("dir/sub/small.txt",)
+    assert len(refused) == len(SIZES)
+    assert (dest / "dir/sub/small.txt").read_bytes() == b"the user's notes"
+    assert not [p for p in dest.rglob("*") if "owmanifest-tmp" in p.name]
+    meanwhile.clear()
+    # Recorded as copied into place: the next version replaces them unasked.
+    ds2 = make_dataset(tmp_path / "src2", SIZES, contents={"big.bin": b"v2" * 1000}, version=2)
+    big = [ds2.manifest.file("big.bin")]
+    assert run(ds2, dest, [LocalTransport(ds2.root)], files=big).replaced == ("big.bin",)
+    os.unlink(dest / "dir/sub/small.txt")
+    run(ds2, dest, [LocalTransport(ds2.root)])
+    ds2.check(dest)
+    assert not (dest / ".owmanifest").exists()
+
+
 def test_new_version_fetches_only_changed_pieces(ds: Dataset, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     run(ds, dest, [LocalTransport(ds.root)])
@@ -213,7 +364,7 @@ def test_symlink_at_final_path_is_replaced_not_followed(ds: Dataset, tmp_path: P
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"do not touch")
     os.symlink(victim, dest / "big.bin")
-    with pytest.raises(UsageError, match="not put there by owmanifest"):
+    with pytest.raises(UsageError, match="not as a fetch of this dataset left them"):
         run(ds, dest, [LocalTransport(ds.root)])  # not owmanifest's: not replaced unasked
     assert (dest / "big.bin").is_symlink()
     report = run(ds, dest, [LocalTransport(ds.root)], replace=True)
