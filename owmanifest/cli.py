@@ -320,6 +320,16 @@ _count = _at_least(0)
 _seconds = _at_least(0, float, above=True)
 
 
+def _same_entry(a: Path, b: Path) -> bool:
+    """Whether two paths, however spelled, name one directory entry: their directories are
+    resolved, not their last parts. A symbolic link or hard link to a file is another entry,
+    which writing replaces while the file stays as it was."""
+    try:
+        return a.name == b.name and os.path.samefile(a.parent, b.parent)
+    except OSError:
+        return False
+
+
 def _check_output(target: Path, force: bool) -> None:
     """Refuse an output that cannot be written, before any long work: it exists (without
     ``force``), is a directory, or its directory is missing or not writable.
@@ -446,7 +456,7 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     if args.output == "-" and out.as_json:
         raise UsageError("--json and -o - would share stdout: give -o FILE")
     in_place = args.output is None or (
-        args.manifest != "-" and Path(args.output).resolve() == Path(args.manifest).resolve()
+        args.manifest != "-" and _same_entry(Path(args.output), Path(args.manifest))
     )
     if not in_place and args.output != "-":
         _check_output(Path(args.output), args.force)

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,6 +244,43 @@ def test_sign_does_not_overwrite_another_file_unless_forced(
     assert code == 2 and "--force" in err and other.read_text() == "keep\n"
     assert run(capsys, *sign, "-o", str(other), "--force")[0] == 0
     assert "proof" in other.read_text()
+
+
+@pytest.mark.parametrize(
+    ("output", "in_place"),
+    [
+        pytest.param(lambda m: m.parent / "." / m.name, True, id="the-manifest-spelled-otherwise"),
+        pytest.param(
+            lambda m: m.parent.parent / "x" / ".." / m.parent.name / m.name, True, id="dotdot"
+        ),
+        pytest.param(lambda m: _link(m, os.symlink), False, id="a-symbolic-link-to-it"),
+        pytest.param(lambda m: _link(m, os.link), False, id="a-hard-link-to-it"),
+    ],
+)
+def test_sign_in_place_is_the_manifests_own_name_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: Any, in_place: bool
+) -> None:
+    """Only the manifest's own directory entry is signing in place: writing to another name
+    of it (a link) would replace that name and leave the manifest unsigned, so it is an
+    existing output and needs --force."""
+    (tmp_path / "x").mkdir()
+    manifest = tmp_path / "d" / "m.jsonld"
+    manifest.parent.mkdir()
+    shutil.copy(ASSETS / "unsigned.jsonld", manifest)
+    target = output(manifest)
+    code, _, err = run(
+        capsys, "sign", str(manifest), "--key", str(ASSETS / "alice.key"), "-o", str(target)
+    )
+    if in_place:
+        assert code == 0 and "proof" in json.loads(manifest.read_text())
+    else:
+        assert code == 2 and "--force" in err and "proof" not in json.loads(manifest.read_text())
+
+
+def _link(manifest: Path, make: Any) -> Path:
+    link = manifest.with_name("link.jsonld")
+    make(manifest, link)
+    return link
 
 
 def test_json_on_stdout_for_usage_errors_and_convert(
