@@ -274,6 +274,16 @@ def _key(st: os.stat_result | None) -> bytes | None:
     return None if st is None else stat_key_of(st)
 
 
+def _identity(st: os.stat_result | None) -> tuple[int, ...] | None:
+    """What must not change at a final path between the plan and the move into place: the
+    kind of file, size, mtime, inode and device. Not the ctime, which the fetch itself changes
+    when it replaces or links one name of a file that has others (``--link``, a mirror that
+    keeps identical files as one)."""
+    if st is None:
+        return None
+    return (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
 def _as_left(st: os.stat_result | None, recorded: bytes | None) -> bool:
     """Whether the regular file ``st`` is the one a fetch recorded, unchanged: the same size,
     modification time, inode and device.
@@ -783,13 +793,13 @@ class _Fetcher:
 
         def check() -> None:
             try:
-                now: bytes | None = stat_key_of(os.lstat(job.final))
+                now: os.stat_result | None = os.lstat(job.final)
             except FileNotFoundError:
                 now = None
-            if now != _key(job.seen):
+            if _identity(now) != _identity(job.seen):
                 raise _ChangedMeanwhile(
-                    f"{job.final} changed during the fetch: it is left as it is (run the fetch "
-                    "again to replace it)",
+                    f"{job.final} changed during the fetch: it is left as it is (move it away, "
+                    "or run the fetch again with --force to replace it)",
                     path=str(job.final),
                     expected="absent" if job.seen is None else "as it was when the fetch began",
                     observed="absent" if now is None else "another file",
