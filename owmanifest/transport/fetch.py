@@ -285,17 +285,16 @@ def _identity(st: os.stat_result | None) -> tuple[int, ...] | None:
 
 
 def _as_left(st: os.stat_result | None, recorded: bytes | None) -> bool:
-    """Whether the regular file ``st`` is the one a fetch recorded, unchanged: the same size,
-    modification time, inode and device.
+    """Whether ``st`` is the regular file a fetch recorded, unchanged (:func:`_identity`).
 
-    Not the ctime, which changes with a file's metadata only (``chmod``, a rename) and, for a
-    file hard-linked into place (``--link``), whenever another name of it comes or goes: none
-    of that makes it the user's work. A content change with the mtime put back goes unseen.
+    The ctime is left out here too: it changes with a file's metadata only (``chmod``, a
+    rename) and, for a file hard-linked into place, whenever another name of it comes or goes;
+    none of that makes it the user's work. A content change with the mtime put back goes unseen.
     """
-    if st is None or recorded is None or not stat.S_ISREG(st.st_mode):
+    if recorded is None:
         return False
     size, mtime, _, inode, device = _STAT_KEY.unpack(recorded)
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) == (size, mtime, inode, device)
+    return _identity(st) == (stat.S_IFREG, size, mtime, inode, device)
 
 
 class _ChangedMeanwhile(PathError):
@@ -525,7 +524,7 @@ class _Job:
     checker: PieceVerifier | None = None
     replacing: bool = False
     #: The final path's ``lstat`` when the fetch was planned (``None``: nothing was there).
-    #: The file is moved into place only while it is still so (the same stat key).
+    #: The file is moved into place only while it is still so (:func:`_identity`).
     seen: os.stat_result | None = None
     done: bool = False
     #: The final path changed during the fetch: it is left as it is.
@@ -625,8 +624,7 @@ class _Fetcher:
                                     )
                                 )
                                 continue
-                            if not job.left:
-                                self._run_range(source, job)
+                            self._run_range(source, job)
             finally:
                 if self._pool is not None:
                     self._pool.shutdown(wait=True)
