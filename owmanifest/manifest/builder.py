@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from .._gc import paused_gc
 from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
-from .model import DATETIME_RE, DID_KEY_RE, MAX_VERSION, FileEntry, Manifest, utc_now
+from .model import DID_KEY_RE, MAX_VERSION, FileEntry, Manifest, is_xsd_datetime, utc_now
 from .paths import STATE_DIR_NAME, check_path, check_paths
 
 #: The largest piece length ``create`` accepts (the automatic choice stops at 16 MiB; a hybrid
@@ -203,9 +203,9 @@ def check_build_arguments(
             observed=version,
         )
     for name, value in (("created", created), ("expires", expires)):
-        if value is not None and not DATETIME_RE.match(value):
+        if value is not None and not is_xsd_datetime(value, require_timezone=True):
             raise UsageError(
-                f"{name} must be an xsd:dateTime with a time zone",
+                f"{name} must be an xsd:dateTime with a time zone (a real date and time)",
                 expected="e.g. 2026-01-31T12:00:00Z",
                 observed=value,
             )

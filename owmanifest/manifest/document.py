@@ -23,7 +23,7 @@ from ._compiled import pure_python_requested
 from ._rdftext import shown
 from .digest import BEP52, Digest
 from .jsonld import file_iri, loads_json
-from .model import DATETIME_RE, DID_KEY_RE, FileEntry, Manifest
+from .model import DID_KEY_RE, FileEntry, Manifest, is_xsd_datetime
 from .paths import check_paths
 
 if TYPE_CHECKING:
@@ -755,7 +755,7 @@ def _manifest(
 
     def datetime(prop: str) -> str | None:
         text = ds.literal(prop, v.XSD_DATETIME)
-        if text is not None and not DATETIME_RE.match(text):
+        if text is not None and not is_xsd_datetime(text, require_timezone=True):
             raise ds._bad(prop, "is not an xsd:dateTime with a time zone", observed=text)
         return text
 

@@ -9,23 +9,83 @@ from dataclasses import dataclass, field
 from .digest import Digest
 
 __all__ = [
-    "DATETIME_RE",
     "DID_KEY_RE",
     "MAX_VERSION",
     "FileEntry",
     "Manifest",
     "ProofInfo",
+    "is_xsd_datetime",
     "utc_now",
+    "xsd_datetime_seconds",
 ]
 
 #: An Ed25519 ``did:key`` (multicodec 0xed01, base58btc): the only signer identifiers we accept.
 DID_KEY_RE = re.compile(r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$")
 
-#: An ``xsd:dateTime`` with a time zone, as a manifest's ``created`` and ``expires`` must be
-#: (the manifest schema's ``dateTime``).
-DATETIME_RE = re.compile(
-    r"^-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# XML Schema 1.1 Part 2, section 3.3.7 (dateTime) lexical space.
+_XSD_DATETIME = re.compile(
+    r"(?P<sign>-?)(?P<year>[1-9][0-9]{3,}|0[0-9]{3})-(?P<month>0[1-9]|1[0-2])"
+    r"-(?P<day>0[1-9]|[12][0-9]|3[01])"
+    r"T(?:(?P<hour>[01][0-9]|2[0-3]):(?P<minute>[0-5][0-9]):(?P<second>[0-5][0-9])(?:\.[0-9]+)?"
+    r"|(?P<midnight>24:00:00)(?:\.0+)?)"
+    r"(?P<tz>Z|(?P<offset_sign>[+-])(?P<offset>(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?"
 )
+
+
+def _days_in_month(year: int, month: int) -> int:
+    """Proleptic Gregorian, astronomical years (xsd 1.1: year 0 is 1 BCE, a leap year)."""
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date, any year (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def is_xsd_datetime(text: str, *, require_timezone: bool = False) -> bool:
+    """Whether ``text`` is in the lexical space of ``xsd:dateTime``: a real calendar date (no
+    30 February, in any year), an hour of 00-23 or the end of the day ``24:00:00``, an offset
+    within ±14:00.
+
+    With ``require_timezone``, only ``xsd:dateTimeStamp`` values (with ``Z`` or an offset), as
+    a manifest's ``created`` and ``expires`` and a proof's ``created`` must be.
+    """
+    match = _XSD_DATETIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None or (require_timezone and match["tz"] is None):
+        return False
+    year = -int(match["year"]) if match["sign"] else int(match["year"])
+    return int(match["day"]) <= _days_in_month(year, int(match["month"]))
+
+
+def xsd_datetime_seconds(text: str) -> int:
+    """An ``xsd:dateTime`` with a time zone (:func:`is_xsd_datetime` with ``require_timezone``)
+    as whole seconds since 1970-01-01T00:00:00Z (fractions dropped). Any year: what Python's
+    ``datetime`` cannot hold (years before 1 or after 9999) compares as it should.
+
+    Raises:
+        ValueError: ``text`` is not such a value.
+    """
+    match = _XSD_DATETIME.fullmatch(text)
+    if match is None or match["tz"] is None or not is_xsd_datetime(text):
+        raise ValueError(f"not an xsd:dateTime with a time zone: {text!r}")
+    year = -int(match["year"]) if match["sign"] else int(match["year"])
+    days = _days_from_civil(year, int(match["month"]), int(match["day"]))
+    if match["midnight"]:
+        seconds = 86400
+    else:
+        seconds = int(match["hour"]) * 3600 + int(match["minute"]) * 60 + int(match["second"])
+    if match["offset"]:
+        hours, minutes = match["offset"].split(":")
+        offset = (int(hours) * 60 + int(minutes)) * 60
+        seconds -= offset if match["offset_sign"] == "+" else -offset
+    return days * 86400 + seconds
+
 
 #: The largest version a manifest can carry (integers of at most 20 digits are read).
 MAX_VERSION = 10**20 - 1

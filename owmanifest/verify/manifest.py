@@ -177,16 +177,16 @@ def _read_once(document: ManifestDocument) -> tuple[Manifest, list[ProofGraph], 
     return manifest, graphs, canonical
 
 
-def _parse_datetime(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _check_expiry(checked: _Checked, now: datetime | None) -> None:
+    from ..manifest.model import xsd_datetime_seconds
+
     expires = checked.manifest.expires
     if expires is None:
         return
     when = now or datetime.now(timezone.utc)
-    if when > _parse_datetime(expires) + CLOCK_SKEW:
+    # In whole seconds of any year: the manifest's date may lie outside what datetime holds.
+    deadline = xsd_datetime_seconds(expires) + int(CLOCK_SKEW.total_seconds())
+    if int(when.timestamp()) > deadline:
         raise ExpiredError(
             "the manifest has expired",
             path=checked.document.source,

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import pyoxigraph
@@ -43,6 +41,7 @@ from ..errors import CanonicalizationError, InvalidManifestError, SignatureError
 from ..manifest import vocab as v
 from ..manifest._rdftext import shown
 from ..manifest.canonical import canonical_nquads
+from ..manifest.model import is_xsd_datetime
 from ._multibase import multibase_decode, multibase_encode
 from .keys import PrivateKey, PublicKey
 
@@ -77,13 +76,6 @@ _XSD_DATETIME: Final = pyoxigraph.NamedNode(v.XSD_DATETIME)
 _DATA_INTEGRITY_PROOF: Final = pyoxigraph.NamedNode(v.SEC_DATA_INTEGRITY_PROOF)
 
 _SIGNATURE_SIZE: Final = 64
-
-# XML Schema 1.1 Part 2, section 3.3.7 (dateTime) lexical space.
-_DATETIME = re.compile(
-    r"-?(?P<year>[1-9][0-9]{3,}|0[0-9]{3})-(?P<month>0[1-9]|1[0-2])-(?P<day>0[1-9]|[12][0-9]|3[01])"
-    r"T(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?|24:00:00(?:\.0+)?)"
-    r"(?P<tz>Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?"
-)
 
 _Node = pyoxigraph.BlankNode | pyoxigraph.NamedNode
 
@@ -476,25 +468,6 @@ def chained_document_quads(
             )
         out.extend(found.statements)
     return out
-
-
-def is_xsd_datetime(text: str, *, require_timezone: bool = False) -> bool:
-    """Whether ``text`` is in the lexical space of ``xsd:dateTime`` (a real calendar date).
-
-    With ``require_timezone``, only ``xsd:dateTimeStamp`` values (with ``Z`` or an offset).
-    """
-    match = _DATETIME.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        return False
-    if require_timezone and match["tz"] is None:
-        return False
-    year = int(match["year"])
-    if 1 <= year <= 9999 and not text.startswith("-"):
-        try:
-            datetime(year, int(match["month"]), int(match["day"]))
-        except ValueError:
-            return False
-    return True
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -175,6 +175,18 @@ BAD_USAGE = {
             "format-unlike-the-name": ["--format", "trig", "-o", "/tmp/owm-never.jsonld"],
             "created-not-a-datetime": ["--created", "yesterday", "-o", "/tmp/owm-never.jsonld"],
             "expires-not-a-datetime": ["--expires", "never", "-o", "/tmp/owm-never.jsonld"],
+            "expires-not-a-day": [
+                "--expires",
+                "2099-02-30T12:00:00Z",
+                "-o",
+                "/tmp/owm-never.jsonld",
+            ],
+            "created-offset-out-of-range": [
+                "--created",
+                "2026-01-01T00:00:00+99:99",
+                "-o",
+                "/tmp/owm-never.jsonld",
+            ],
             "version-over-20-digits": ["--version", "9" * 21, "-o", "/tmp/owm-never.jsonld"],
             "huge-piece-length": ["--piece-length", str(1 << 40), "-o", "/tmp/owm-never.jsonld"],
             "zero-workers": ["--workers", "0", "-o", "/tmp/owm-never.jsonld"],

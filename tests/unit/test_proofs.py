@@ -363,6 +363,15 @@ DATETIMES = {
     "2026-01-02 00:00:00Z": (False, False),
     "2026-01-02T00:00:00+15:00": (False, False),
     "2026-01-02T00:00:00Z\n": (False, False),
+    "2099-02-30T12:00:00Z": (False, False),
+    "2026-04-31T00:00:00Z": (False, False),
+    "10000-02-29T00:00:00Z": (True, True),  # divisible by 400: a leap year
+    "10100-02-29T00:00:00Z": (False, False),
+    "12026-02-30T00:00:00Z": (False, False),  # a real date in any year, not only 1-9999
+    "-0001-01-01T00:00:00Z": (True, True),
+    "0000-02-29T00:00:00Z": (True, True),  # 1 BCE, a leap year
+    "2026-01-02T00:00:00+99:99": (False, False),
+    "2026-01-02T00:00:00+14:00": (True, True),
 }
 
 

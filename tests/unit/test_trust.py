@@ -179,6 +179,49 @@ def test_expiry() -> None:
         verify_manifest(doc, policy, now=datetime(2026, 6, 2, tzinfo=timezone.utc))
 
 
+@pytest.mark.parametrize(
+    ("expires", "expired"),
+    [
+        pytest.param("10000-01-01T00:00:00Z", False, id="after-year-9999"),
+        pytest.param("-0044-03-15T12:00:00Z", True, id="before-year-1"),
+        pytest.param("0001-01-01T00:00:00+14:00", True, id="before-year-1-in-utc"),
+        pytest.param("9999-12-31T23:59:59-14:00", False, id="after-year-9999-in-utc"),
+        pytest.param("2026-05-31T24:00:00Z", False, id="end-of-day-midnight"),
+        pytest.param("2026-05-31T24:00:00+14:00", True, id="earlier-in-utc"),
+    ],
+)
+def test_expiry_reads_any_xsd_date(expires: str, expired: bool) -> None:
+    """Dates Python's datetime cannot hold, midnight at the end of a day and offsets: compared
+    in seconds of any year, never a traceback (found by a review: `fromisoformat` raised)."""
+    doc = make(1, ["alice"], 1, ["alice"], expires=expires)
+    now = datetime(2026, 6, 1, 0, 5, tzinfo=timezone.utc)  # the clock skew is 5 minutes
+    if expired:
+        with pytest.raises(ExpiredError):
+            verify_manifest(doc, trust("alice"), now=now)
+    else:
+        verify_manifest(doc, trust("alice"), now=now)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(None)
+    ),
+    offset=st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_xsd_datetime_seconds_is_the_unix_time(moment: datetime, offset: int) -> None:
+    """For every date Python can hold, with any offset: the POSIX time, fractions dropped."""
+    from owmanifest.manifest.model import is_xsd_datetime, xsd_datetime_seconds
+
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset)))
+    text = aware.isoformat()
+    assert is_xsd_datetime(text, require_timezone=True)
+    whole = aware.replace(microsecond=0)
+    assert xsd_datetime_seconds(text) == int(
+        (whole - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()
+    )
+
+
 def test_trust_store(tmp_path: Path) -> None:
     store = TrustStore(tmp_path / "trust.json")
     assert store.policy().is_empty
