@@ -330,6 +330,23 @@ def _same_entry(a: Path, b: Path) -> bool:
         return False
 
 
+def _check_format_named(target: str, fmt: str, message: str) -> None:
+    """Refuse to write ``fmt`` into a file whose name says another format: no reader would
+    take it for what it is.
+
+    Raises:
+        UsageError: naming the file, the format its name says and ``fmt``.
+    """
+    from .manifest.document import detect_format
+
+    try:
+        named = detect_format(target)
+    except Error:
+        return  # a name that says no format
+    if named != fmt:
+        raise UsageError(message, path=target, expected=named, observed=fmt)
+
+
 def _check_output(target: Path, force: bool) -> None:
     """Refuse an output that cannot be written, before any long work: it exists (without
     ``force``), is a directory, or its directory is missing or not writable.
@@ -352,22 +369,15 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .manifest.builder import build_manifest
     from .manifest.digest import Digest
-    from .manifest.document import FORMATS, detect_format, serialize_quads
+    from .manifest.document import detect_format, serialize_quads
     from .manifest.jsonld import manifest_json
 
     target = Path(args.output)
     fmt = args.format or detect_format(str(target))
     if fmt not in ("json-ld", "trig", "n-quads"):
         raise UsageError("output format must be json-ld, trig or n-quads", observed=fmt)
-    if args.format and target.suffix.lower() in {x for xs in FORMATS.values() for x in xs}:
-        named = detect_format(str(target))
-        if named != args.format:  # no reader would take the file for what it is
-            raise UsageError(
-                "--format disagrees with the output's name",
-                path=str(target),
-                expected=named,
-                observed=args.format,
-            )
+    if args.format:
+        _check_format_named(str(target), args.format, "--format disagrees with the output's name")
     sidecar = Path(str(target) + ".torrent")
     _check_output(target, args.force)
     _check_output(sidecar, args.force)
@@ -453,8 +463,16 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic
     from .signing import sign_document
 
-    if args.output == "-" and out.as_json:
-        raise UsageError("--json and -o - would share stdout: give -o FILE")
+    target = args.output or args.manifest
+    if target == "-" and out.as_json:
+        raise UsageError("--json and the signed manifest would share stdout: give -o FILE")
+    if args.output is not None and args.output != "-":
+        _check_format_named(
+            args.output,
+            "json-ld",
+            "sign writes JSON-LD, which the output's name disagrees with (sign into a .jsonld "
+            "file, then convert it)",
+        )
     in_place = args.output is None or (
         args.manifest != "-" and _same_entry(Path(args.output), Path(args.manifest))
     )
@@ -469,7 +487,6 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
         check_directory=args.check,
         allow_unlisted=args.allow_unlisted,
     )
-    target = args.output or args.manifest
     if target == "-":
         sys.stdout.buffer.write(data)
     else:
@@ -709,7 +726,11 @@ def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
 
     if args.output == "-" and out.as_json:
         raise UsageError("--json and -o - would share stdout: give -o FILE")
+    if args.output == "-" and args.to is None:
+        raise UsageError("-o - needs --to: json-ld, trig or n-quads")
     if args.output != "-":
+        if args.to:
+            _check_format_named(args.output, args.to, "--to disagrees with the output's name")
         _check_output(Path(args.output), args.force)
     document = _read(args.manifest)
     fmt = args.to or detect_format(args.output)

@@ -214,6 +214,23 @@ BAD_USAGE = {
         "-",
         "--json",
     ],
+    "sign-into-a-trig-name": [
+        "sign",
+        str(ASSETS / "unsigned.jsonld"),
+        "--key",
+        str(ASSETS / "alice.key"),
+        "-o",
+        "/tmp/owm-never.trig",
+    ],
+    "convert-to-unlike-the-name": [
+        "convert",
+        str(ASSETS / "signed.jsonld"),
+        "-o",
+        "/tmp/owm-never.jsonld",
+        "--to",
+        "trig",
+    ],
+    "convert-to-stdout-without-to": ["convert", str(ASSETS / "signed.jsonld"), "-o", "-"],
     "trust-remove-unknown": [
         "trust",
         "remove",
@@ -307,6 +324,19 @@ def test_json_on_stdout_for_usage_errors_and_convert(
         capsys, "convert", str(ASSETS / "signed.jsonld"), "-o", str(target), "--json"
     )
     assert code == 0 and json.loads(out) == {"ok": True, "manifest": str(target), "format": "trig"}
+
+
+def test_sign_from_stdin_with_json_keeps_stdout_one_json_document() -> None:
+    """Signing standard input writes the signed manifest to standard output: with --json the
+    two would be mixed, so it is bad usage, answered in JSON (found by a review)."""
+    key = str(ASSETS / "alice.key")
+    result = subprocess.run(
+        [sys.executable, "-m", "owmanifest", "sign", "-", "--key", key, "--json"],
+        input=(ASSETS / "unsigned.jsonld").read_bytes(),
+        capture_output=True,
+    )
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"]["error"] == "UsageError"
 
 
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
