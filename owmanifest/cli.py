@@ -330,6 +330,17 @@ def _same_entry(a: Path, b: Path) -> bool:
         return False
 
 
+def _below(directory: str, paths: Sequence[Path]) -> list[str]:
+    """The paths that lie below ``directory``, as manifest paths relative to it."""
+    top = Path(os.path.realpath(directory))
+    below = []
+    for path in paths:
+        real = Path(os.path.realpath(path.parent), path.name)  # the name itself: not followed
+        if real.is_relative_to(top):
+            below.append(real.relative_to(top).as_posix())
+    return below
+
+
 def _check_format_named(target: str, fmt: str, message: str) -> None:
     """Refuse to write ``fmt`` into a file whose name says another format: no reader would
     take it for what it is.
@@ -416,6 +427,7 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         workers=args.workers,
         progress=progress,
         on_scanned=on_scanned,
+        exclude=_below(args.directory, (target, sidecar)),
     )
     if bar is not None:
         bar.close()

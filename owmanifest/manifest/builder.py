@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -63,13 +63,17 @@ class BuildResult:
 
 @paused_gc
 def scan_directory(
-    directory: str | os.PathLike[str], *, strict: bool = False
+    directory: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    exclude: Collection[str] = (),
 ) -> tuple[list[ScannedFile], list[SkippedEntry]]:
     """List the regular files below ``directory`` (sorted by manifest path).
 
     Symbolic links are never followed; they, and anything that is not a regular file or a
     directory, are skipped and reported (an error with ``strict``). owmanifest's own state
-    directory (``.owmanifest``) is ignored.
+    directory (``.owmanifest``) is ignored, and so are the paths in ``exclude`` (the files the
+    caller is about to write there: ``create``'s manifest and torrent), which are reported.
 
     Raises:
         UsageError: ``directory`` is not a readable directory.
@@ -102,6 +106,9 @@ def scan_directory(
             name = entry.name
             rel = prefix + name
             if not prefix and name == STATE_DIR_NAME:
+                continue
+            if rel in exclude:
+                skipped.append(SkippedEntry(rel, "this command's output, not part of the dataset"))
                 continue
             try:
                 name.encode("utf-8")
@@ -259,6 +266,7 @@ def build_manifest(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     on_scanned: Callable[[int, int], None] | None = None,
+    exclude: Collection[str] = (),
 ) -> BuildResult:
     """Scan ``directory``, hash every file once and build the manifest and its sidecar torrent.
 
@@ -269,6 +277,8 @@ def build_manifest(
     Args:
         on_scanned: called with (number of files, total bytes) once the scan is done, before
             hashing (for progress bars).
+        exclude: paths below ``directory`` (manifest paths) that are not part of the dataset:
+            where the caller writes the manifest and its torrent (:func:`scan_directory`).
 
     Raises:
         UsageError: bad arguments (id, version, dates, threshold, signers, piece length).
@@ -287,7 +297,7 @@ def build_manifest(
         expires=expires,
         piece_length=piece_length,
     )
-    files, skipped = scan_directory(directory, strict=strict)
+    files, skipped = scan_directory(directory, strict=strict, exclude=exclude)
     total = sum(f.size for f in files)
     if piece_length is None:
         piece_length = choose_piece_length(total, sum(1 for f in files if f.size))

@@ -312,6 +312,33 @@ def _link(manifest: Path, make: Any) -> Path:
     return link
 
 
+def test_create_leaves_its_own_output_out_of_the_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'create . -o m.jsonld' run again (a new version) would list the previous manifest and
+    torrent as dataset files, which the signed manifest could then never match (found by a
+    review): the outputs are reported, not listed."""
+    data = tmp_path / "data"
+    shutil.copytree(ASSETS / "dataset", data)
+    alice = (ASSETS / "dids.txt").read_text().split()[1]
+    create = ["create", str(data), "--id", "https://x.org/d", "--signer", alice, "--force"]
+    # the output named through a symbolic link to the directory: the same files
+    os.symlink(data, tmp_path / "link")
+    output = str(tmp_path / "link" / "m.jsonld")
+    for version in ("1", "2"):
+        code, _, err = run(capsys, *create, "--version", version, "-o", output)
+        assert code == 0, err
+    assert "m.jsonld.torrent: this command's output" in err
+    listed = {f["path"] for f in json.loads((data / "m.jsonld").read_text())["files"]}
+    assert listed == {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()} - {
+        "m.jsonld",
+        "m.jsonld.torrent",
+    }
+    assert run(capsys, "sign", str(data / "m.jsonld"), "--key", str(ASSETS / "alice.key"))[0] == 0
+    verify = ["verify", str(data / "m.jsonld"), str(data), "--trust", alice, "--no-state"]
+    assert run(capsys, *verify)[0] == 0
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
