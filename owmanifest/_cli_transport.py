@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import EXIT_OK, EXIT_VERIFICATION_FAILED, UsageError
+
+if TYPE_CHECKING:
+    from .manifest.model import Manifest
 
 __all__ = ["register"]
 
@@ -43,7 +46,11 @@ class _BarProgress:
             self.bar = None
 
 
-def _sidecar(args: argparse.Namespace) -> bytes | None:
+def _sidecar(args: argparse.Namespace, manifest: Manifest) -> bytes | None:
+    """The torrent given with --torrent, else the manifest's sidecar if there is one: not for
+    a dataset without bytes, which has no torrent (a sidecar there is a stale one)."""
+    if not args.torrent and manifest.info_hash_v2 is None and manifest.total_size == 0:
+        return None
     path = args.torrent or (args.manifest + ".torrent")
     try:
         return Path(path).read_bytes()
@@ -97,7 +104,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         f"{vm.source}: {m.id} version {m.version}, {len(vm.signers)} of {m.threshold} signatures",
     )
     files = _only(m, args.only) if args.only else None
-    torrent = _sidecar(args)
+    torrent = _sidecar(args, m)
     piece_layers: dict[bytes, bytes] = {}
     if torrent is not None:
         from .transport.bittorrent import check_torrent
@@ -232,7 +239,7 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
     manifest, _, outcomes = check_proofs(document, TrustPolicy())
     if not any(not o.reason.startswith("invalid proof") for o in outcomes):
         out.info("WARNING: the manifest carries no valid signature; leechers will refuse it")
-    torrent = _sidecar(args)
+    torrent = _sidecar(args, manifest)
     seeder = Seeder(
         manifest,
         torrent,

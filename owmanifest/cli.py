@@ -444,6 +444,9 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         write_atomic(sidecar, result.torrent)
     else:
         out.info("the dataset has no bytes at all: no torrent written")
+        if os.path.lexists(sidecar):  # an earlier version's, replaced with --force
+            os.unlink(sidecar)
+            out.info(f"removed {sidecar}, which no longer matches")
     write_atomic(target, data)
     m = result.manifest
     if out.as_json:

@@ -339,6 +339,29 @@ def test_create_leaves_its_own_output_out_of_the_dataset(
     assert run(capsys, *verify)[0] == 0
 
 
+def test_a_dataset_without_bytes_has_no_torrent_even_after_one_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create --force of a version without bytes removes the earlier version's torrent, and
+    fetch ignores a stale sidecar of such a manifest (found by a review: fetch failed)."""
+    alice = (ASSETS / "dids.txt").read_text().split()[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "nothing.txt").write_bytes(b"")
+    m = tmp_path / "m.jsonld"
+    create = ["create", "--id", "https://x.org/e", "--signer", alice, "-o", str(m), "--force"]
+    assert run(capsys, *create, str(ASSETS / "dataset"), "--version", "1")[0] == 0
+    assert (tmp_path / "m.jsonld.torrent").exists()
+    code, _, err = run(capsys, *create, str(empty), "--version", "2")
+    assert code == 0 and "removed" in err and not (tmp_path / "m.jsonld.torrent").exists()
+    assert run(capsys, "sign", str(m), "--key", str(ASSETS / "alice.key"))[0] == 0
+    shutil.copy(ASSETS / "unsigned.jsonld.torrent", tmp_path / "m.jsonld.torrent")  # stale
+    fetch = ["fetch", str(m), str(tmp_path / "out"), "--trust", alice, "--no-state"]
+    code, _, err = run(capsys, *fetch, "--mirror", str(empty))
+    assert code == 0, err
+    assert (tmp_path / "out" / "nothing.txt").read_bytes() == b""
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
