@@ -91,7 +91,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     try:
         vm = verify_with_state(args, out, document, policy)
     except VerificationError as exc:
-        out.status(False, f"{document.source}: {exc.message}")
+        out.status(False, f"{document.source}: {exc.message}{exc.contrast()}")
         for line in _outcome_lines(exc.outcomes):
             out.info(line)
         if out.as_json:

@@ -593,7 +593,7 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
             result["error"] = exc.to_json()
             result["proofs"] = _outcomes_json(exc.outcomes)
             out.data(result)
-        out.status(False, f"{document.source}: {exc.message}")
+        out.status(False, f"{document.source}: {exc.message}{exc.contrast()}")
         for line in _outcome_lines(exc.outcomes):
             out.info(line)
         return EXIT_VERIFICATION_FAILED

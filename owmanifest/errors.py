@@ -78,11 +78,14 @@ class Error(Exception):
         where = self.path if self.path is not None else self.uri
         if where is not None and where not in self.message:
             parts.insert(0, f"{where}:")
+        return " ".join(parts) + self.contrast()
+
+    def contrast(self) -> str:
+        """``" (expected ..., observed ...)"``, of what is known (never "expected None"); or
+        ``""``."""
         contrast = (("expected", self.expected), ("observed", self.observed))
         said = [f"{name} {value}" for name, value in contrast if value is not None]
-        if said:  # only what is known: never "expected None"
-            parts.append(f"({', '.join(said)})")
-        return " ".join(parts)
+        return f" ({', '.join(said)})" if said else ""
 
     def diagnostics(self) -> str:
         """A longer, multi-line explanation for people, used by the CLI."""

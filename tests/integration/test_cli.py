@@ -362,6 +362,24 @@ def test_a_dataset_without_bytes_has_no_torrent_even_after_one_with(
     assert (tmp_path / "out" / "nothing.txt").read_bytes() == b""
 
 
+def test_a_verification_failure_says_what_was_expected_and_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line that says why verification failed keeps the error's expected and observed
+    values (found by a review: an expired manifest did not say when it expired)."""
+    alice = (ASSETS / "dids.txt").read_text().split()[1]
+    m = str(tmp_path / "m.jsonld")
+    create = ["create", str(ASSETS / "dataset"), "--id", "https://x.org/x", "--version", "1"]
+    assert (
+        run(capsys, *create, "--signer", alice, "-o", m, "--expires", "2020-01-01T00:00:00Z")[0]
+        == 0
+    )
+    assert run(capsys, "sign", m, "--key", str(ASSETS / "alice.key"))[0] == 0
+    code, _, err = run(capsys, "verify", m, "--trust", alice, "--no-state")
+    assert code == 1
+    assert "has expired (expected before 2020-01-01T00:00:00Z" in err
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
