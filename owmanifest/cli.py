@@ -278,6 +278,8 @@ def cmd_keygen(args: argparse.Namespace, out: _Out) -> int:
     from ._atomic import write_atomic  # noqa: F401  (keys writes atomically itself)
     from .verify.keys import PrivateKey, write_key_file
 
+    if args.out == "-":  # not a file named "-", nor a private key on a terminal
+        raise UsageError("keygen writes a private key file: give --out FILE")
     passphrase = _read_passphrase(args, confirm=True, path=args.out)
     key = PrivateKey.generate()
     try:
@@ -383,6 +385,8 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
     from .manifest.document import detect_format, serialize_quads
     from .manifest.jsonld import manifest_json
 
+    if args.output == "-":  # not a file named "-"
+        raise UsageError("create writes a manifest and its torrent: give -o FILE")
     target = Path(args.output)
     fmt = args.format or detect_format(str(target))
     if fmt not in ("json-ld", "trig", "n-quads"):

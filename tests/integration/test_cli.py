@@ -231,6 +231,8 @@ BAD_USAGE = {
         "trig",
     ],
     "convert-to-stdout-without-to": ["convert", str(ASSETS / "signed.jsonld"), "-o", "-"],
+    "create-to-stdout": [*_CREATE, "-o", "-", "--format", "json-ld"],
+    "keygen-to-stdout": ["keygen", "--out", "-"],
     "trust-remove-unknown": [
         "trust",
         "remove",
