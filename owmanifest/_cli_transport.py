@@ -46,12 +46,17 @@ class _BarProgress:
             self.bar = None
 
 
+def _sidecar_path(args: argparse.Namespace) -> str:
+    """The torrent given with --torrent, else the manifest's sidecar ``MANIFEST.torrent``."""
+    return str(args.torrent or (args.manifest + ".torrent"))
+
+
 def _sidecar(args: argparse.Namespace, manifest: Manifest) -> bytes | None:
     """The torrent given with --torrent, else the manifest's sidecar if there is one: not for
     a dataset without bytes, which has no torrent (a sidecar there is a stale one)."""
     if not args.torrent and manifest.info_hash_v2 is None and manifest.total_size == 0:
         return None
-    path = args.torrent or (args.manifest + ".torrent")
+    path = _sidecar_path(args)
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -110,7 +115,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         from .transport.bittorrent import check_torrent
 
         # The sidecar is authenticated only by the signed manifest: check it before any use.
-        piece_layers = dict(check_torrent(m, torrent).piece_layers)
+        piece_layers = dict(check_torrent(m, torrent, source=_sidecar_path(args)).piece_layers)
     if args.transport:
         wanted = set(args.transport)
     else:  # every transport, third-party ones (entry points) too

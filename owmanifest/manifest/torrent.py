@@ -456,16 +456,16 @@ def _decode_info(
     return top, info, InfoHashes(v1=v1, v2=hashlib.sha256(encoded).hexdigest())
 
 
-def info_hashes(torrent: bytes) -> InfoHashes:
+def info_hashes(torrent: bytes, *, source: str = "<torrent>") -> InfoHashes:
     """The info-hashes of a bencoded torrent (v1 only when it has v1 ``pieces``).
 
     Raises:
         InvalidManifestError: not canonical bencoding, no ``info`` dictionary, or not a v2
-            torrent (``meta version`` is not 2).
+            torrent (``meta version`` is not 2), naming ``source``.
     """
-    _, info, hashes = _decode_info(torrent, "<torrent>")
+    _, info, hashes = _decode_info(torrent, source)
     if info.get(b"meta version") != 2:
-        raise _Parser("<torrent>").fail("not a BitTorrent v2 torrent")
+        raise _Parser(source).fail("not a BitTorrent v2 torrent")
     return hashes
 
 

@@ -210,7 +210,7 @@ def check_torrent(
             the expected and the observed info-hash) or describes other files.
     """
     v1, v2 = _manifest_hashes(manifest)
-    observed = info_hashes(torrent)
+    observed = info_hashes(torrent, source=source)
     if observed.v2 != v2 or observed.v1 != v1:
         raise VerificationError(
             f"{source} is not the torrent the manifest records",

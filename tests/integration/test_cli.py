@@ -382,6 +382,15 @@ def test_a_verification_failure_says_what_was_expected_and_found(
     assert "has expired (expected before 2020-01-01T00:00:00Z" in err
 
 
+def test_a_malformed_torrent_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_torrent = str(ASSETS / "unsigned.jsonld")
+    fetch = ["fetch", str(ASSETS / "signed.jsonld"), str(tmp_path / "out"), "--no-state"]
+    code, _, err = run(
+        capsys, *fetch, "--unsafe-trust-manifest-signers", "--torrent", not_a_torrent
+    )
+    assert code == 2 and f"{not_a_torrent}: malformed bencode" in err
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
