@@ -1169,10 +1169,14 @@ def fetch(
     manifest = verified.manifest
     entries = _select(manifest, files)
     target = Path(dest)
+    if os.path.lexists(target) and not target.is_dir():
+        raise UsageError("the destination exists and is not a directory", path=str(target))
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the destination: {exc}", path=str(target)) from exc
+        raise UsageError(
+            f"cannot create the destination: {exc.strerror}", path=str(exc.filename or target)
+        ) from exc
     if not target.is_dir():
         raise UsageError("the destination is not a directory", path=str(target))
     progress = progress if progress is not None else NullProgress()

@@ -391,6 +391,13 @@ def test_a_malformed_torrent_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and f"{not_a_torrent}: malformed bencode" in err
 
 
+def test_fetch_into_a_file_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = str(ASSETS / "dids.txt")
+    fetch = ["fetch", str(ASSETS / "signed.jsonld"), a_file, "--no-state"]
+    code, _, err = run(capsys, *fetch, "--unsafe-trust-manifest-signers")
+    assert code == 2 and f"{a_file}: the destination exists and is not a directory" in err
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
