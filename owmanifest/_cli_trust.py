@@ -16,11 +16,17 @@ def cmd_trust(args: argparse.Namespace, out: Any) -> int:
     store = TrustStore.default()
     action = args.trust_action
     if action == "add":
-        store.add(args.did, name=args.name, datasets=args.dataset)
+        patterns = store.add(args.did, name=args.name, datasets=args.dataset)
         out.status(
             True,
-            f"trusting {args.did}" + (f" for {', '.join(args.dataset)}" if args.dataset else ""),
+            f"trusting {args.did} "
+            + (f"for {', '.join(patterns)} only" if patterns else "for every dataset"),
         )
+        if patterns and not args.dataset:
+            out.info(
+                "it was already trusted for these datasets only: `owmanifest trust remove` it "
+                "first to trust it for every dataset"
+            )
     elif action == "remove":
         if not store.remove(args.did):
             raise UsageError("not in the trust store", observed=args.did)

@@ -56,8 +56,17 @@ class TrustStore:
         keys: list[dict[str, Any]] = self.load()["keys"]
         return keys
 
-    def add(self, did: str, *, name: str | None = None, datasets: list[str] | None = None) -> None:
+    def add(
+        self, did: str, *, name: str | None = None, datasets: list[str] | None = None
+    ) -> list[str] | None:
         """Trust ``did`` (for ``datasets`` glob patterns, or every dataset).
+
+        A key already in the store gets ``datasets`` added to those it is trusted for (a key
+        trusted for every dataset is then trusted for these only); without ``datasets``, its
+        trust is left as it was, never widened to every dataset (remove it first for that).
+
+        Returns:
+            The dataset patterns the key is now trusted for, or ``None`` for every dataset.
 
         Raises:
             UsageError: not a did:key, or the key is revoked (revocation is final; remove the
@@ -77,8 +86,6 @@ class TrustStore:
                     entry["name"] = name
                 if datasets:
                     entry["datasets"] = sorted(set(entry.get("datasets", [])) | set(datasets))
-                elif "datasets" in entry and datasets is not None:
-                    pass
                 break
         else:
             entry = {"id": did, "added": utc_now()}
@@ -88,6 +95,8 @@ class TrustStore:
                 entry["datasets"] = sorted(set(datasets))
             doc["keys"].append(entry)
         self._save(doc)
+        scope: list[str] | None = entry.get("datasets")
+        return scope
 
     def remove(self, did: str) -> bool:
         did = _check_did(did)

@@ -21,6 +21,21 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def test_trust_add_says_for_which_datasets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Adding a key again without --dataset leaves its scope as it was, and says so (found by
+    a review: it printed 'trusting DID' as if for every dataset)."""
+    alice = DIDS["alice"]
+    code, _, err = run(capsys, "trust", "add", alice, "--dataset", "https://openworm.org/*")
+    assert code == 0 and "for https://openworm.org/* only" in err
+    code, _, err = run(capsys, "trust", "add", alice)
+    assert code == 0 and "for https://openworm.org/* only" in err and "trust remove" in err
+    code, out, _ = run(capsys, "trust", "list", "--json")
+    assert json.loads(out)["keys"][0]["datasets"] == ["https://openworm.org/*"]
+    assert run(capsys, "trust", "remove", alice)[0] == 0
+    code, _, err = run(capsys, "trust", "add", alice)
+    assert code == 0 and "for every dataset" in err
+
+
 def test_trust_store_drives_verify(capsys: pytest.CaptureFixture[str]) -> None:
     signed = str(ASSETS / "signed.jsonld")
     assert run(capsys, "verify", signed)[0] == 2  # nobody trusted yet
