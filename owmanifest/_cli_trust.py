@@ -64,10 +64,13 @@ def cmd_state(args: argparse.Namespace, out: Any) -> int:
     store = StateStore.default()
     anchor = store.anchor(args.dataset)
     if args.state_action == "forget":
-        if store.forget(args.dataset):
+        forgot = store.forget(args.dataset)
+        if forgot:
             out.status(True, f"forgot the recorded version of {args.dataset}")
         else:
             out.info(f"nothing recorded for {args.dataset}")
+        if out.as_json:
+            out.data({"dataset": args.dataset, "forgot": forgot})
         return EXIT_OK
     if anchor is None:
         out.info(f"nothing recorded for {args.dataset}")

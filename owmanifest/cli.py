@@ -1041,10 +1041,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_command_in(argv))
     _ArgumentParser.json_errors = "--json" in argv
     args = parser.parse_args(argv)
+    out = _Out(quiet=args.quiet, as_json=args.json)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
+        if out.as_json:  # scripts read stdout: say why there is nothing else on it
+            out.data({"ok": False, "error": UsageError("no command given").to_json()})
         return EXIT_BAD_INPUT
-    out = _Out(quiet=args.quiet, as_json=args.json)
     try:
         code: int = args.func(args, out)
         return code

@@ -425,6 +425,12 @@ def test_sign_from_stdin_with_json_keeps_stdout_one_json_document() -> None:
     assert json.loads(result.stdout)["error"]["error"] == "UsageError"
 
 
+def test_no_command_with_json_still_answers_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--json")
+    assert code == 2 and "usage:" in err
+    assert json.loads(out)["error"]["error"] == "UsageError"
+
+
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-v", "show", str(ASSETS / "dids.txt"))
     assert code == 2 and "Traceback" in err

@@ -36,6 +36,11 @@ def test_trust_add_says_for_which_datasets(capsys: pytest.CaptureFixture[str]) -
     assert code == 0 and "for every dataset" in err
 
 
+def test_state_forget_answers_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "state", "forget", "https://x.org/none", "--json")
+    assert code == 0 and json.loads(out) == {"dataset": "https://x.org/none", "forgot": False}
+
+
 def test_trust_store_drives_verify(capsys: pytest.CaptureFixture[str]) -> None:
     signed = str(ASSETS / "signed.jsonld")
     assert run(capsys, "verify", signed)[0] == 2  # nobody trusted yet
