@@ -58,9 +58,18 @@ def validate(
     raise error(
         f"does not match the {name} schema at {pointer}: {best.message}{more}",
         path=source,
-        expected=f"{name} schema: {best.validator}",
-        observed=pointer,
+        expected=f"{best.validator} {_short(best.validator_value)} at {pointer}",
+        observed=_short(best.instance),
     )
+
+
+def _short(value: Any) -> str:
+    """A JSON value for a message: at most 80 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @cache

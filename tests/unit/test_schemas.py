@@ -196,3 +196,22 @@ def test_verifying_a_valid_manifest_does_not_import_jsonschema() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_schema_error_names_the_rule_and_the_value_found() -> None:
+    """expected/observed say the rule broken and the value that broke it (found by a review:
+    they said 'manifest schema: minimum' and the JSON pointer)."""
+    from owmanifest.errors import InvalidManifestError
+    from owmanifest.schemas import validate
+
+    doc = json.loads(doc_bytes())
+    doc["version"] = -3
+    with pytest.raises(InvalidManifestError) as info:
+        validate(doc, "manifest", source="m.jsonld")
+    assert (info.value.expected, info.value.observed) == ("minimum 1 at /version", "-3")
+    doc["version"] = 1
+    doc["title"] = "x" * 200
+    doc["license"] = ["a" * 100]
+    with pytest.raises(InvalidManifestError) as info:
+        validate(doc, "manifest", source="m.jsonld")
+    assert len(str(info.value.observed)) <= 80
