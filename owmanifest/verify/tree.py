@@ -389,7 +389,9 @@ def _report(
     if problems:
         first = problems[0]
         err = FileVerificationError(
-            f"{len(problems)} of {len(entries)} file(s) failed verification, first: {first}",
+            # the first problem's expected and observed values are the error's own
+            f"{len(problems)} of {len(entries)} file(s) failed verification, first: "
+            f"{first.path}: {first.kind}",
             path=str(root / first.path),
             expected=first.expected,
             observed=first.observed,

@@ -212,8 +212,10 @@ def test_sign_check_refuses_bad_data(tmp_path: Path) -> None:
     shutil.copytree(ASSETS / "dataset", data)
     (data / "README.txt").write_bytes(b"tampered\n")
     doc = load_document((ASSETS / "unsigned.jsonld").read_bytes(), source="u")
-    with pytest.raises(FileVerificationError):
+    with pytest.raises(FileVerificationError) as info:
         sign_document(doc, key("alice"), check_directory=data)
+    # the first problem's values once, as the error's own (found by a review: twice)
+    assert str(info.value).count("expected") == 1 and info.value.expected is not None
 
 
 def _changes_version(doc: dict[str, Any], proof: dict[str, Any]) -> dict[str, Any]:
