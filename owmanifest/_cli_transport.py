@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,10 +124,20 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
 
         wanted = {"bittorrent", "http", "file", *known_schemes()}
     _check_mirrors(list(args.mirror or []), wanted - {"bittorrent", "magnet"}, out)
+    if args.token_env is not None and not os.environ.get(args.token_env):
+        raise UsageError(
+            f"--token-env {args.token_env}: ${args.token_env} is not set, or empty",
+            expected="the bearer token for the private mirrors",
+        )
     sources: list[Any] = []
     bt: Any = None
     if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
-        if args.no_dht and not (args.peer or args.tracker or m.trackers):
+        from .transport.bittorrent import can_find_peers
+
+        options = _bittorrent_options(args)
+        if not can_find_peers(
+            m, dht=options["dht"], peers=options["peers"], trackers=options["trackers"]
+        ):
             out.info(
                 "BitTorrent skipped: --no-dht with no --peer and no tracker leaves no way to "
                 "find peers"
@@ -144,12 +155,20 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         sources += open_sources(
             mirrors, schemes=sorted(other), link=args.link, token_env=args.token_env
         )
+    from .transport import local_first
+
     if not sources:
         raise UsageError(
             "no source to fetch from: give --mirror URL or --peer HOST:PORT, or check --transport",
             expected="a BitTorrent torrent/info-hash or a mirror",
         )
+    sources = local_first(sources)
     out.info("sources: " + ", ".join(s.name for s in sources))
+    if bt is not None and sources[-1] is not bt:
+        out.info(
+            f"BitTorrent looks for peers; with no verified progress for {args.stall_timeout:g} s "
+            "(--stall-timeout) it is left for the next source (--transport skips it)"
+        )
     progress = _BarProgress(out)
     try:
         report = fetch(
@@ -175,6 +194,8 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             s.close()
         _report_swarm(bt, out, result)
     result["fetch"] = report.to_json()
+    for problem in report.problems:  # what went wrong on the way, though another source served
+        out.info(f"note: {problem}")
     for path in report.replaced:
         out.info(f"replaced (it differed from the manifest): {path}")
     tree = verify_tree(vm, args.dest, files=files)
@@ -306,12 +327,13 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
 
     p = add(
         "fetch",
-        "download a dataset (BitTorrent, then HTTP mirrors), verified as it arrives",
+        "download a dataset (local dirs, BitTorrent, HTTP mirrors), verified as it arrives",
         "Verify MANIFEST (signatures, threshold, trust, rollback), then fetch its files into DEST\n"
         "over BitTorrent and/or HTTP mirrors or local directories. Every piece is checked against\n"
         "the signed Merkle roots before it is written; a file appears at its final path only\n"
-        "once it verified whole. Re-running resumes; verified pieces are not fetched again.\n\n"
-        "examples:\n"
+        "once it verified whole. Re-running resumes; verified pieces are not fetched again.\n"
+        "Local directories are tried first, then BitTorrent, then HTTP mirrors.\n\n"
+        "examples (without --trust: the keys of your trust store, `owmanifest trust add`):\n"
         "  owmanifest fetch connectome.jsonld ./connectome --trust did:key:z6Mk...\n"
         "  owmanifest fetch connectome.jsonld ./c --transport http --mirror https://host/connectome/\n"
         "  owmanifest fetch connectome.jsonld ./c --only 'graphs/*.nt' --mirror /media/usb/c\n"
@@ -333,7 +355,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
         "--transport",
         action="append",
         choices=["bittorrent", "http", "file"],
-        help="use only these transports (repeatable; default: all, BitTorrent first)",
+        help="use only these transports (repeatable; default: all: local directories, then "
+        "BitTorrent, then HTTP)",
     )
     p.add_argument("--only", action="append", metavar="GLOB", help="fetch only matching paths")
     p.add_argument(

@@ -219,7 +219,8 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
         policy = policy_from_trust_data([store_doc])
     if policy.is_empty:
         raise UsageError(
-            "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE",
+            "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE, or "
+            "keep them in your trust store (`owmanifest trust add did:key:...`)",
             expected="at least one trusted key",
         )
     return policy

@@ -12,7 +12,7 @@ without any change to how people use owmeta:
   (``bundles/<percent-encoded id>/<version>.tar.xz``). To load a bundle it reads the manifest,
   verifies it against the user's trust store (or the trust file / keys configured on the
   remote) with rollback protection, fetches the one archive through owmanifest's transports
-  (BitTorrent first, then HTTP mirrors and local directories), which verify every piece against
+  (local directories first, then BitTorrent, then HTTP mirrors), which verify every piece against
   the signed Merkle root, checks that the archive's own manifest names the requested id and
   version, and **only then** unpacks it where owmeta-core asked. The remote's options live in
   :class:`OwmanifestURLConfig`, set with ``owm bundle remote add NAME URL owmanifest ...``.
@@ -382,39 +382,50 @@ class ManifestSource:
         self._torrent, self._layers = data, layers
 
     def sources(self) -> list[Any]:
-        """Transports for the verified manifest: BitTorrent, then mirrors (in order).
+        """Transports for the verified manifest: local directories, BitTorrent, then the
+        other mirrors (in order; :func:`~owmanifest.transport.local_first`).
 
         Raises:
             UsageError: no source at all (no info-hash, no mirror), or a mirror URL no
                 transport accepts.
             DependencyError: a transport's plugin cannot be loaded.
         """
-        from ..transport import open_sources
+        from ..transport import local_first, open_sources
 
         m = self.verified().manifest
         wanted = set(self.options.transports)
         out: list[Any] = []
         if "bittorrent" in wanted and (m.info_hash_v2 or self._torrent):
             try:
-                from ..transport.bittorrent import BitTorrentTransport
+                from ..transport.bittorrent import BitTorrentTransport, can_find_peers
             except ImportError as exc:  # pragma: no cover - part of the package
                 log.warning("BitTorrent transport unavailable: %s", exc)
             else:
-                out.append(
-                    BitTorrentTransport(
-                        torrent=self._torrent,
-                        peers=self.options.peers,
-                        trackers=self.options.trackers,
-                        dht=self.options.dht,
-                        listen=self.options.listen,
-                    )
+                findable = can_find_peers(
+                    m,
+                    dht=self.options.dht,
+                    peers=self.options.peers,
+                    trackers=self.options.trackers,
                 )
+                if findable:
+                    out.append(
+                        BitTorrentTransport(
+                            torrent=self._torrent,
+                            peers=self.options.peers,
+                            trackers=self.options.trackers,
+                            dht=self.options.dht,
+                            listen=self.options.listen,
+                        )
+                    )
+                else:  # it would only wait out the stall timeout, for every bundle
+                    log.info("BitTorrent skipped: no DHT, peer or tracker to find peers with")
         mirrors = list(self.options.mirrors)
         if self.options.manifest_mirrors:
             mirrors += [u for u in m.mirrors if u not in mirrors]
         other = sorted(wanted - {"bittorrent"})
         if mirrors and other:
             out += open_sources(mirrors, schemes=other)
+        out = local_first(out)
         if not out:
             raise UsageError(
                 "no source to fetch from: the manifest names no torrent or mirror that the "

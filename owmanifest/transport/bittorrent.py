@@ -78,6 +78,7 @@ __all__ = [
     "BitTorrentTransport",
     "Seeder",
     "SwarmStats",
+    "can_find_peers",
     "check_torrent",
     "manifest_magnet_uri",
 ]
@@ -228,6 +229,15 @@ def check_torrent(
             observed=parsed.private,
         )
     return parsed
+
+
+def can_find_peers(
+    manifest: Manifest, *, dht: bool, peers: Sequence[str] = (), trackers: Sequence[str] = ()
+) -> bool:
+    """Whether BitTorrent has any way to find a peer for ``manifest``: the DHT, a peer given,
+    or a tracker (given, or named by the manifest). Without one it would only wait out the
+    stall timeout; callers skip it and say so."""
+    return bool(dht or peers or trackers or manifest.trackers)
 
 
 def manifest_magnet_uri(

@@ -21,7 +21,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Any, TypeAlias
 
@@ -32,6 +32,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "TransportFactory",
     "known_schemes",
+    "local_first",
     "open_sources",
     "open_transport",
     "refresh",
@@ -259,3 +260,13 @@ def open_sources(
             options["link"] = True
         out.append(open_transport(uri, **options))
     return out
+
+
+def local_first(sources: Sequence[Transport]) -> list[Transport]:
+    """``sources`` with the local directories first (a USB disk, a mounted share), in their
+    order, then the others in theirs: local ones cost nothing to try, where BitTorrent may
+    first wait for peers until its stall timeout."""
+    from .local import LocalTransport
+
+    local = [s for s in sources if isinstance(s, LocalTransport)]
+    return local + [s for s in sources if not isinstance(s, LocalTransport)]

@@ -398,6 +398,32 @@ def test_fetch_into_a_file_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and f"{a_file}: the destination exists and is not a directory" in err
 
 
+def test_fetch_tells_what_went_wrong_on_the_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source that failed though another one served is told, not only in --json (found by a
+    review: a mirror missing every file went unmentioned)."""
+    (tmp_path / "empty").mkdir()
+    fetch = ["fetch", str(ASSETS / "signed.jsonld"), str(tmp_path / "out"), "--no-state"]
+    mirrors = ["--mirror", str(tmp_path / "empty"), "--mirror", str(ASSETS / "dataset")]
+    code, _, err = run(capsys, *fetch, "--unsafe-trust-manifest-signers", *mirrors)
+    assert code == 0, err
+    assert f"note: README.txt: {tmp_path / 'empty'}" in err
+    # the local directories before BitTorrent, which would first wait for peers (DHT on)
+    assert f"sources: {tmp_path / 'empty'}, {ASSETS / 'dataset'}, bittorrent" in err
+
+
+def test_fetch_refuses_a_token_variable_that_is_not_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OWM_TEST_TOKEN", raising=False)
+    fetch = ["fetch", str(ASSETS / "signed.jsonld"), str(tmp_path / "out"), "--no-state"]
+    code, _, err = run(
+        capsys, *fetch, "--unsafe-trust-manifest-signers", "--token-env", "OWM_TEST_TOKEN"
+    )
+    assert code == 2 and "$OWM_TEST_TOKEN is not set" in err
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

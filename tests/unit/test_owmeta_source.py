@@ -148,3 +148,38 @@ def test_manifest_source_refuses_an_untrusted_manifest_before_any_transfer(
             source.fetch(tmp_path / "dest")
         assert not (tmp_path / "dest").exists()
         assert [r.path for r in server.requests] == ["v1.jsonld"]
+
+
+@pytest.mark.parametrize(
+    ("options", "bittorrent"),
+    [
+        pytest.param({"dht": False}, False, id="no-dht-no-peer"),
+        pytest.param({"dht": False, "peers": ("127.0.0.1:6881",)}, True, id="a-peer"),
+        pytest.param(
+            {"dht": False, "trackers": ("http://127.0.0.1:1/announce",)}, True, id="tracker"
+        ),
+        pytest.param({}, True, id="dht"),
+    ],
+)
+def test_bittorrent_is_left_out_when_it_cannot_find_peers(
+    tmp_path: Path, options: dict[str, object], bittorrent: bool
+) -> None:
+    """With no DHT, peer or tracker, BitTorrent would only wait out the stall timeout, for
+    every bundle (found by a review: 60 s each): the command line's rule, shared."""
+    site = tmp_path / "site"
+    site.mkdir()
+    with serve(site) as server:
+        _publish(site, 2, server.url())
+        TrustStore.default().add(DIDS["alice"])
+        source = ManifestSource(
+            f"owmanifest+{server.url()}v2.jsonld",
+            FetchOptions(transports=("bittorrent", "http"), **options),  # type: ignore[arg-type]
+        )
+        sources = source.sources()
+        try:
+            names = [type(s).__name__ for s in sources]
+        finally:
+            for s in sources:
+                s.close()
+    assert ("BitTorrentTransport" in names) is bittorrent
+    assert "HttpTransport" in names
