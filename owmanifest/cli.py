@@ -1054,7 +1054,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Error as exc:
         return _failed(exc, args, out)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        resume = " (run it again to resume)" if args.command == "fetch" else ""
+        print(f"interrupted{resume}", file=sys.stderr)
+        if out.as_json:  # stdout stays one JSON document
+            out.data({"ok": False, "error": {"error": "Interrupted", "message": "interrupted"}})
         return 130
     except BrokenPipeError:
         return EXIT_OK

@@ -457,6 +457,20 @@ def test_no_command_with_json_still_answers_in_json(capsys: pytest.CaptureFixtur
     assert json.loads(out)["error"]["error"] == "UsageError"
 
 
+def test_an_interrupted_command_still_answers_in_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import owmanifest.cli as cli
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_show", interrupted)
+    code, out, err = run(capsys, "show", str(ASSETS / "signed.jsonld"), "--json")
+    assert code == 130 and "interrupted" in err
+    assert json.loads(out)["error"]["error"] == "Interrupted"
+
+
 def test_verbose_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-v", "show", str(ASSETS / "dids.txt"))
     assert code == 2 and "Traceback" in err
