@@ -283,11 +283,16 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
     def _stop(*_: Any) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     with seeder:
         out.info("checking the data...")
-        seeder.wait_ready(timeout=args.check_timeout)
+        seeder.wait_ready(timeout=args.check_timeout)  # Ctrl-C here interrupts, as anywhere
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        asked = (args.listen or "").rpartition(":")[2]
+        if asked.isdigit() and int(asked) not in (0, seeder.port):
+            out.info(
+                f"WARNING: port {asked} was taken: seeding on port {seeder.port}, which is the "
+                "one to give leechers (--peer HOST:PORT)"
+            )
         info = {
             "magnet": seeder.magnet_uri,
             "port": seeder.port,
@@ -303,11 +308,15 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
             "Ctrl-C to stop"
         )
         sys.stdout.flush()
-        while not stop.wait(1.0 if args.duration is None else min(1.0, args.duration)):
-            if args.duration is not None:
-                args.duration -= 1.0
-                if args.duration <= 0:
-                    break
+        try:
+            while not stop.wait(1.0 if args.duration is None else min(1.0, args.duration)):
+                if args.duration is not None:
+                    args.duration -= 1.0
+                    if args.duration <= 0:
+                        break
+        finally:  # the caller's handlers again (main() may be called from a program)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         status = seeder.status()
     out.info(f"stopped; uploaded {status.get('uploaded', 0)} bytes")
     return EXIT_OK

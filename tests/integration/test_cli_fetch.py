@@ -280,3 +280,25 @@ def test_no_dht_without_peers_skips_bittorrent(
     )
     assert code == 0, err
     assert "BitTorrent skipped" in err
+
+
+@pytest.mark.network
+def test_seed_says_when_the_port_asked_for_is_taken(
+    manifest: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """libtorrent moves to the next port when the one asked for is taken: leechers given the
+    port asked for would find nobody, so seed says which one it is (found by a review)."""
+    import signal
+    import socket
+
+    pytest.importorskip("libtorrent")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        seed = ["seed", manifest, str(ASSETS / "dataset"), "--listen", f"127.0.0.1:{port}"]
+        code, out, err = run(capsys, *seed, "--no-dht", "--duration", "0.2", "--json")
+    assert code == 0, err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    moved = json.loads(out)["port"]
+    assert moved != port and f"port {port} was taken: seeding on port {moved}" in err
