@@ -61,6 +61,27 @@ def _split(url: str) -> tuple[_Key, str]:
     return (scheme, host, port), target
 
 
+class _Held:
+    """The rest of a whole-file answer: ``resp`` on ``conn`` is at byte ``position`` of
+    ``path``."""
+
+    __slots__ = ("conn", "path", "position", "resp", "url")
+
+    def __init__(
+        self,
+        path: str,
+        position: int,
+        conn: http.client.HTTPConnection,
+        resp: http.client.HTTPResponse,
+        url: str,
+    ) -> None:
+        self.path, self.position, self.conn, self.resp, self.url = path, position, conn, resp, url
+
+    def close(self, transport: HttpTransport) -> None:
+        self.resp.close()
+        transport._release(self.conn, reusable=False)
+
+
 class HttpTransport(RangeTransport):
     """Byte ranges from an HTTP or HTTPS mirror.
 
@@ -129,6 +150,9 @@ class HttpTransport(RangeTransport):
         self._lock = threading.Lock()
         self._idle: dict[_Key, http.client.HTTPConnection] = {}
         self._busy: set[http.client.HTTPConnection] = set()
+        #: The rest of a whole-file answer (200) to a partial request, kept for the next range
+        #: of the same file: a mirror without range support is then read once, front to back.
+        self._held: _Held | None = None
 
     @staticmethod
     def _credentials(token_env: str | None) -> str | None:
@@ -207,6 +231,7 @@ class HttpTransport(RangeTransport):
 
     def close(self) -> None:
         """Close every connection (the transport can still be used afterwards)."""
+        self._drop_held()
         self.abort()
         with self._lock:
             conns = list(self._idle.values()) + list(self._busy)
@@ -270,30 +295,32 @@ class HttpTransport(RangeTransport):
     def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
         """Yield ``length`` bytes of ``entry`` from ``offset``, checking status and headers.
 
+        A mirror that ignores ``Range`` (``python -m http.server``) answers with the whole
+        file: the bytes before ``offset`` are read and dropped, and the rest of the body is
+        kept for the next range of the file, so that a file fetched range after range is
+        still read once (a resumed one from its start).
+
         Raises:
             SourceUnavailableError: cannot connect to the mirror.
             SizeExceededError: the mirror announces more bytes than requested.
             FetchError: HTTP error status, a redirect to another host or too many redirects,
-                a wrong ``Content-Range``/``Content-Length``, a 200 answer to a partial range,
-                an encoded or multipart body, or the connection failed mid-body.
+                a wrong ``Content-Range``/``Content-Length``, an encoded or multipart body,
+                or the connection failed mid-body.
         """
-        url = self.url_for(entry)
-        whole = offset == 0 and length == entry.size
-        for _ in range(self.max_redirects + 1):
-            conn, resp = self._send(url, offset, length)
-            if resp.status not in _REDIRECTS:
-                break
-            location = resp.getheader("Location")
-            self._release(conn, reusable=False)
-            url = self._check_redirect(url, location)
+        held = self._take_held(entry.path, offset)
+        if held is not None:
+            conn, resp, url = held.conn, held.resp, held.url
         else:
-            raise FetchError(
-                f"{self.name}: more than {self.max_redirects} redirects for {entry.path!r}",
-                uri=url,
-            )
-        reusable = False
+            conn, resp, url = self._open(entry, offset, length)
+        reusable = kept = False
         try:
-            self._check_response(resp, url, entry, offset, length, whole)
+            # where the body ends: the range, or the whole file (200, or what was held of one)
+            body_end = entry.size
+            if held is None:
+                if self._check_response(resp, url, entry, offset, length) == 200:
+                    self._discard(resp, url, entry, offset)
+                else:
+                    body_end = offset + length
             remaining = length
             while remaining:
                 data = resp.read1(min(self.chunk_size, remaining))
@@ -306,6 +333,10 @@ class HttpTransport(RangeTransport):
                     )
                 remaining -= len(data)
                 yield data
+            if offset + length < body_end:  # the rest of a whole file: for the next range
+                self._hold(_Held(entry.path, offset + length, conn, resp, url))
+                kept = True
+                return
             if not resp.chunked:
                 if resp.length == 0:
                     resp.read()  # marks the response complete, so the connection can be reused
@@ -319,9 +350,63 @@ class HttpTransport(RangeTransport):
                 )
             reusable = resp.isclosed() and not resp.will_close
         finally:
-            if not reusable:
-                resp.close()
-            self._release(conn, reusable=reusable)
+            if not kept:
+                if not reusable:
+                    resp.close()
+                self._release(conn, reusable=reusable)
+
+    def _open(
+        self, entry: FileEntry, offset: int, length: int
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, str]:
+        """Send the request for a range of ``entry``, following same-host redirects."""
+        url = self.url_for(entry)
+        for _ in range(self.max_redirects + 1):
+            conn, resp = self._send(url, offset, length)
+            if resp.status not in _REDIRECTS:
+                return conn, resp, url
+            location = resp.getheader("Location")
+            self._release(conn, reusable=False)
+            url = self._check_redirect(url, location)
+        raise FetchError(
+            f"{self.name}: more than {self.max_redirects} redirects for {entry.path!r}",
+            uri=url,
+        )
+
+    def _discard(
+        self, resp: http.client.HTTPResponse, url: str, entry: FileEntry, count: int
+    ) -> None:
+        """Read and drop the first ``count`` bytes of a whole-file answer."""
+        while count:
+            data = resp.read1(min(self.chunk_size, count))
+            if not data:
+                raise FetchError(
+                    f"{self.name}: the body of {entry.path!r} ended early",
+                    uri=url,
+                    expected=f"{entry.size} bytes",
+                    observed="fewer",
+                )
+            count -= len(data)
+
+    def _hold(self, held: _Held) -> None:
+        with self._lock:
+            old, self._held = self._held, held
+        if old is not None:
+            old.close(self)
+
+    def _take_held(self, path: str, offset: int) -> _Held | None:
+        """The held rest of ``path``'s body if it starts at ``offset``; any other is dropped."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None and (held.path, held.position) != (path, offset):
+            held.close(self)
+            return None
+        return held
+
+    def _drop_held(self) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            held.close(self)
 
     def _check_response(
         self,
@@ -330,8 +415,9 @@ class HttpTransport(RangeTransport):
         entry: FileEntry,
         offset: int,
         length: int,
-        whole: bool,
-    ) -> None:
+    ) -> int:
+        """Check an answer's status and headers; returns the status: 206 (the range) or 200
+        (the whole file, from a mirror that ignores ``Range``)."""
         status = resp.status
         wanted = f"bytes {offset}-{offset + length - 1}/{entry.size}"
         if status == 206:
@@ -360,13 +446,7 @@ class HttpTransport(RangeTransport):
                     observed=content_range,
                 )
         elif status == 200:
-            if not whole:
-                raise FetchError(
-                    f"{self.name} ignored the Range header for {entry.path!r} (200, not 206)",
-                    uri=url,
-                    expected="206 Partial Content",
-                    observed="200 OK",
-                )
+            length = entry.size  # the whole file: its bytes before and after the range too
         elif status == 416:
             raise FetchError(
                 f"{self.name} cannot serve that range of {entry.path!r} (416): its copy is "
@@ -427,3 +507,4 @@ class HttpTransport(RangeTransport):
                     expected=f"{length} bytes",
                     observed=f"{n} bytes",
                 )
+        return status

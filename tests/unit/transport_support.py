@@ -110,6 +110,9 @@ def make_dataset(
 # --- a Range-capable HTTP server that can lie ---------------------------------------------------
 
 #: Modes, chosen by the first path segment of the URL: ``http://host/<mode>/<file path>``.
+#: Besides ``honest`` and these lies: ``ignore-range`` (200 with the whole file for a partial
+#: range, as ``python -m http.server``: no lie, a mirror without range support),
+#: ``redirect-same-host``, ``redirect-downgrade`` and ``drop-keepalive``.
 LIES = (
     "wrong-bytes",  # 206, right headers, one byte flipped in every piece
     "short-body",  # 206, right headers, half the body, then the connection closes
@@ -117,7 +120,6 @@ LIES = (
     "too-many-chunked",  # 206, chunked, longer body than the range
     "wrong-content-length",  # 206, Content-Length smaller than the range
     "wrong-content-range",  # 206 for another range
-    "ignore-range",  # 200 with the whole file for a partial range
     "not-found",  # 404
     "server-error",  # 500
     "redirect-other-host",  # 302 to the same file on "localhost" instead of 127.0.0.1
