@@ -187,11 +187,11 @@ def _message(exc: BaseException, source: str | None = None) -> str:
         return str(exc) or type(exc).__name__
     text = exc.message
     for prefix in (source, exc.uri, exc.path):
-        if prefix and text.startswith(prefix + ": "):
-            text = text[len(prefix) + 2 :]
-    if exc.expected is not None or exc.observed is not None:
-        text += f" (expected {exc.expected}, observed {exc.observed})"
-    return text
+        for sep in (": ", " "):  # "MIRROR: ..." and "MIRROR does not have ..."
+            if prefix and text.startswith(prefix + sep):
+                text = text[len(prefix) + len(sep) :]
+                break
+    return text + exc.contrast()
 
 
 def _root_ok(path: Path, entry: FileEntry, piece_length: int, key: bytes | None = None) -> bool:

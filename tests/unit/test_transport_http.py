@@ -132,6 +132,7 @@ def test_only_liars(ds: Dataset, server: RangeServer, tmp_path: Path, lie: str) 
     message = str(info.value)
     assert "2 of 3 file(s) could not be fetched" in message
     assert server.url(lie) in message and server.url(other) in message
+    assert f"{server.url(lie)}: {server.url(lie)}" not in message  # named once per line
     assert EXPECTED_REASON[lie] in message and EXPECTED_REASON[other] in message
     assert not (dest / "big.bin").exists()
     assert (dest / "empty").exists()
