@@ -116,7 +116,10 @@ class HttpTransport(RangeTransport):
         chunk_size: int = 1024 * 1024,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        parts = urlsplit(base_url)
+        try:
+            parts = urlsplit(base_url)
+        except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+            raise UsageError(f"not a valid URL: {exc}", uri=base_url) from exc
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(
                 "a mirror must be an absolute http:// or https:// URL",

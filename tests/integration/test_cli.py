@@ -231,6 +231,15 @@ BAD_USAGE = {
         "trig",
     ],
     "convert-to-stdout-without-to": ["convert", str(ASSETS / "signed.jsonld"), "-o", "-"],
+    "fetch-mirror-not-a-url": [
+        "fetch",
+        str(ASSETS / "signed.jsonld"),
+        "/tmp/owm-never-dir",
+        "--unsafe-trust-manifest-signers",
+        "--no-state",
+        "--mirror",
+        "http://[::1",
+    ],
     "create-to-stdout": [*_CREATE, "-o", "-", "--format", "json-ld"],
     "keygen-to-stdout": ["keygen", "--out", "-"],
     "trust-remove-unknown": [
