@@ -139,6 +139,11 @@ def cmd_list(args: argparse.Namespace, out: Any) -> int:
         f"{len(bundles)} bundle archive(s) in {manifest.id} version {manifest.version}; "
         "`list` does not decide trust (owmeta's loader verifies before unpacking)"
     )
+    if not bundles and manifest.files:
+        out.info(
+            "not an owmeta bundle manifest: bundles are files named "
+            "bundles/<bundle id>/<version>.tar.xz (see `owmanifest owmeta import-index`)"
+        )
     return EXIT_OK
 
 

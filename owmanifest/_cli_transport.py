@@ -307,6 +307,11 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
             f"seeding {manifest.id} version {manifest.version} on port {seeder.port}; "
             "Ctrl-C to stop"
         )
+        if args.no_dht and not (args.tracker or manifest.trackers):
+            out.info(
+                f"no DHT and no tracker: leechers find this seeder only if told its address "
+                f"(fetch --peer HOST:{seeder.port})"
+            )
         sys.stdout.flush()
         try:
             while not stop.wait(1.0 if args.duration is None else min(1.0, args.duration)):

@@ -433,6 +433,13 @@ def test_fetch_refuses_a_token_variable_that_is_not_set(
     assert code == 2 and "$OWM_TEST_TOKEN is not set" in err
 
 
+def test_owmeta_list_of_a_manifest_without_bundles_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "owmeta", "list", str(ASSETS / "signed.jsonld"))
+    assert code == 0 and "0 bundle archive(s)" in err and "not an owmeta bundle manifest" in err
+
+
 def test_json_on_stdout_for_usage_errors_and_convert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

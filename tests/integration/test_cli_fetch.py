@@ -302,3 +302,4 @@ def test_seed_says_when_the_port_asked_for_is_taken(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
     moved = json.loads(out)["port"]
     assert moved != port and f"port {port} was taken: seeding on port {moved}" in err
+    assert f"only if told its address (fetch --peer HOST:{moved})" in err  # no DHT, no tracker
