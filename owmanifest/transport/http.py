@@ -324,18 +324,7 @@ class HttpTransport(RangeTransport):
                     self._discard(resp, url, entry, offset)
                 else:
                     body_end = offset + length
-            remaining = length
-            while remaining:
-                data = resp.read1(min(self.chunk_size, remaining))
-                if not data:
-                    raise FetchError(
-                        f"{self.name}: the body of {entry.path!r} ended early",
-                        uri=url,
-                        expected=f"{length} bytes",
-                        observed=f"{length - remaining} bytes",
-                    )
-                remaining -= len(data)
-                yield data
+            yield from self._body(resp, url, entry, length)
             if offset + length < body_end:  # the rest of a whole file: for the next range
                 self._hold(_Held(entry.path, offset + length, conn, resp, url))
                 kept = True
@@ -375,20 +364,33 @@ class HttpTransport(RangeTransport):
             uri=url,
         )
 
-    def _discard(
+    def _body(
         self, resp: http.client.HTTPResponse, url: str, entry: FileEntry, count: int
-    ) -> None:
-        """Read and drop the first ``count`` bytes of a whole-file answer."""
-        while count:
-            data = resp.read1(min(self.chunk_size, count))
+    ) -> Iterator[bytes]:
+        """The next ``count`` bytes of the body, in chunks of at most :attr:`chunk_size`.
+
+        Raises:
+            FetchError: the body ended before them.
+        """
+        remaining = count
+        while remaining:
+            data = resp.read1(min(self.chunk_size, remaining))
             if not data:
                 raise FetchError(
                     f"{self.name}: the body of {entry.path!r} ended early",
                     uri=url,
-                    expected=f"{entry.size} bytes",
-                    observed="fewer",
+                    expected=f"{count} bytes",
+                    observed=f"{count - remaining} bytes",
                 )
-            count -= len(data)
+            remaining -= len(data)
+            yield data
+
+    def _discard(
+        self, resp: http.client.HTTPResponse, url: str, entry: FileEntry, count: int
+    ) -> None:
+        """Read and drop the first ``count`` bytes of a whole-file answer."""
+        for _ in self._body(resp, url, entry, count):
+            pass
 
     def _hold(self, held: _Held) -> None:
         with self._lock:

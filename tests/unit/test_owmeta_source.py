@@ -6,7 +6,9 @@ owmeta-core, and :class:`ManifestSource` (what both loaders use) is plain owmani
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from owmanifest.signing import sign_document
 from owmanifest.verify.truststore import TrustStore
 
 from .fixtures import DIDS, key
-from .transport_support import serve
+from .transport_support import RangeServer, serve
 
 CREATED = "2026-01-01T00:00:00Z"
 
@@ -105,12 +107,19 @@ def _publish(root: Path, version: int, mirror: str) -> Path:
     return path
 
 
-def test_manifest_source_verifies_then_fetches_over_http(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _site_with_v2(tmp_path: Path) -> Iterator[tuple[Path, RangeServer]]:
+    """Version 2 of the test dataset published on a loopback HTTP server, alice trusted."""
     site = tmp_path / "site"
     site.mkdir()
     with serve(site) as server:
         _publish(site, 2, server.url())
         TrustStore.default().add(DIDS["alice"])
+        yield site, server
+
+
+def test_manifest_source_verifies_then_fetches_over_http(tmp_path: Path) -> None:
+    with _site_with_v2(tmp_path) as (site, server):
         source = ManifestSource(
             f"owmanifest+{server.url()}v2.jsonld", FetchOptions(transports=("http",))
         )
@@ -166,11 +175,7 @@ def test_bittorrent_is_left_out_when_it_cannot_find_peers(
 ) -> None:
     """With no DHT, peer or tracker, BitTorrent would only wait out the stall timeout, for
     every bundle (found by a review: 60 s each): the command line's rule, shared."""
-    site = tmp_path / "site"
-    site.mkdir()
-    with serve(site) as server:
-        _publish(site, 2, server.url())
-        TrustStore.default().add(DIDS["alice"])
+    with _site_with_v2(tmp_path) as (_, server):
         source = ManifestSource(
             f"owmanifest+{server.url()}v2.jsonld",
             FetchOptions(transports=("bittorrent", "http"), **options),  # type: ignore[arg-type]
