@@ -77,6 +77,16 @@ def _bittorrent_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _can_find_peers(args: argparse.Namespace, manifest: Manifest) -> bool:
+    """:func:`~owmanifest.transport.bittorrent.can_find_peers` with the command's options."""
+    from .transport.bittorrent import can_find_peers
+
+    options = _bittorrent_options(args)
+    return can_find_peers(
+        manifest, dht=options["dht"], peers=options["peers"], trackers=options["trackers"]
+    )
+
+
 def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     from .cli import (
         _only,
@@ -132,12 +142,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     sources: list[Any] = []
     bt: Any = None
     if ("bittorrent" in wanted or "magnet" in wanted) and (m.info_hash_v2 or torrent):
-        from .transport.bittorrent import can_find_peers
-
-        options = _bittorrent_options(args)
-        if not can_find_peers(
-            m, dht=options["dht"], peers=options["peers"], trackers=options["trackers"]
-        ):
+        if not _can_find_peers(args, m):
             out.info(
                 "BitTorrent skipped: --no-dht with no --peer and no tracker leaves no way to "
                 "find peers"
@@ -307,7 +312,7 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
             f"seeding {manifest.id} version {manifest.version} on port {seeder.port}; "
             "Ctrl-C to stop"
         )
-        if args.no_dht and not (args.tracker or manifest.trackers):
+        if not _can_find_peers(args, manifest):
             out.info(
                 f"no DHT and no tracker: leechers find this seeder only if told its address "
                 f"(fetch --peer HOST:{seeder.port})"

@@ -401,13 +401,12 @@ class ManifestSource:
             except ImportError as exc:  # pragma: no cover - part of the package
                 log.warning("BitTorrent transport unavailable: %s", exc)
             else:
-                findable = can_find_peers(
+                if can_find_peers(
                     m,
                     dht=self.options.dht,
                     peers=self.options.peers,
                     trackers=self.options.trackers,
-                )
-                if findable:
+                ):
                     out.append(
                         BitTorrentTransport(
                             torrent=self._torrent,

@@ -48,6 +48,18 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+def _real_datetime(text: str) -> tuple[re.Match[str], int] | None:
+    """``text``'s match and (signed) year, when it is in the lexical space of ``xsd:dateTime``
+    and its day is one its month has."""
+    match = _XSD_DATETIME.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    year = -int(match["year"]) if match["sign"] else int(match["year"])
+    if int(match["day"]) > _days_in_month(year, int(match["month"])):
+        return None
+    return match, year
+
+
 def is_xsd_datetime(text: str, *, require_timezone: bool = False) -> bool:
     """Whether ``text`` is in the lexical space of ``xsd:dateTime``: a real calendar date (no
     30 February, in any year), an hour of 00-23 or the end of the day ``24:00:00``, an offset
@@ -56,11 +68,8 @@ def is_xsd_datetime(text: str, *, require_timezone: bool = False) -> bool:
     With ``require_timezone``, only ``xsd:dateTimeStamp`` values (with ``Z`` or an offset), as
     a manifest's ``created`` and ``expires`` and a proof's ``created`` must be.
     """
-    match = _XSD_DATETIME.fullmatch(text) if isinstance(text, str) else None
-    if match is None or (require_timezone and match["tz"] is None):
-        return False
-    year = -int(match["year"]) if match["sign"] else int(match["year"])
-    return int(match["day"]) <= _days_in_month(year, int(match["month"]))
+    found = _real_datetime(text)
+    return found is not None and not (require_timezone and found[0]["tz"] is None)
 
 
 def xsd_datetime_seconds(text: str) -> int:
@@ -71,10 +80,10 @@ def xsd_datetime_seconds(text: str) -> int:
     Raises:
         ValueError: ``text`` is not such a value.
     """
-    match = _XSD_DATETIME.fullmatch(text)
-    if match is None or match["tz"] is None or not is_xsd_datetime(text):
+    found = _real_datetime(text)
+    if found is None or found[0]["tz"] is None:
         raise ValueError(f"not an xsd:dateTime with a time zone: {text!r}")
-    year = -int(match["year"]) if match["sign"] else int(match["year"])
+    match, year = found
     days = _days_from_civil(year, int(match["month"]), int(match["day"]))
     if match["midnight"]:
         seconds = 86400
