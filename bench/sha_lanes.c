@@ -51,16 +51,33 @@ print_digests(const char *name, int lanes, double gbs, const uint32_t (*words)[8
 
 #define NI __attribute__((target("sha,sse4.1,ssse3")))
 
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
+/* SHA-256's round constants (FIPS 180-4, 4.2.2): the first 32 bits of the fractional parts of
+ * the cube roots of the first 64 primes, computed exactly: the largest x with x^3 <= p * 2^96 is
+ * the cube root of p in 32-bit fixed point. */
+static uint32_t K256[64];
+
+static void
+init_k256(void)
+{
+    int n = 0;
+
+    for (unsigned p = 2; n < 64; p++) {
+        unsigned d = 2;
+        while (d * d <= p && p % d)
+            d++;
+        if (d * d <= p)
+            continue; /* not a prime */
+        unsigned __int128 target = (unsigned __int128)p << 96, lo = 0, hi = (unsigned __int128)1 << 36;
+        while (hi - lo > 1) { /* the largest lo with lo^3 <= target */
+            unsigned __int128 mid = (lo + hi) / 2;
+            if (mid * mid * mid <= target)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        K256[n++] = (uint32_t)lo;
+    }
+}
 
 /* Every lane's statement, for lanes 0..L-1 (constant indices: the compiler keeps registers). */
 #define EACH(L, S)                 \
@@ -100,42 +117,6 @@ DEFINE_SHA256_NI(sha256_ni1, 1)
 DEFINE_SHA256_NI(sha256_ni2, 2)
 DEFINE_SHA256_NI(sha256_ni3, 3)
 DEFINE_SHA256_NI(sha256_ni4, 4)
-
-typedef void (*sha256_ni_fn)(__m128i *, __m128i *, const unsigned char *const *, size_t);
-
-NI static void
-run_sha256_ni(int lanes, sha256_ni_fn fn, size_t total)
-{
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    __m128i s0[4], s1[4];
-    const unsigned char *p[4], *q[4];
-    uint32_t out[MAXL][8], w[8];
-    size_t rounds = total / ((size_t)lanes * MSG), done = 0;
-    double t = now();
-
-    for (size_t r = 0; r < rounds; r++) {
-        for (int l = 0; l < lanes; l++) {
-            /* (A, B, E, F) and (C, D, G, H), as the instructions want them */
-            s0[l] = _mm_set_epi32((int)iv[0], (int)iv[1], (int)iv[4], (int)iv[5]);
-            s1[l] = _mm_set_epi32((int)iv[2], (int)iv[3], (int)iv[6], (int)iv[7]);
-            p[l] = data + MSG * ((r * (size_t)lanes + (size_t)l) % NMSG);
-            q[l] = pad_block;
-        }
-        fn(s0, s1, p, MSG / 64);
-        fn(s0, s1, q, 1);
-        done += (size_t)lanes * MSG;
-        if (r + 1 == rounds) /* the last round's digests: messages r*lanes .. */
-            for (int l = 0; l < lanes; l++) {
-                _mm_storeu_si128((__m128i *)w, s0[l]);
-                _mm_storeu_si128((__m128i *)(w + 4), s1[l]);
-                uint32_t d[8] = {w[3], w[2], w[7], w[6], w[1], w[0], w[5], w[4]};
-                memcpy(out[l], d, sizeof d);
-            }
-    }
-    print_digests("sha256-shani", lanes, (double)done / (now() - t) / 1e9,
-                  (const uint32_t(*)[8])out, 8);
-}
 
 /* --- SHA-1, SHA extensions, L messages interleaved --------------------------------------- */
 
@@ -177,38 +158,52 @@ DEFINE_SHA1_NI(sha1_ni2, 2)
 DEFINE_SHA1_NI(sha1_ni3, 3)
 DEFINE_SHA1_NI(sha1_ni4, 4)
 
-typedef void (*sha1_ni_fn)(__m128i *, __m128i *, const unsigned char *const *, size_t);
+/* One interleaved function of either algorithm: its state is two registers per message. */
+typedef void (*ni_fn)(__m128i *, __m128i *, const unsigned char *const *, size_t);
 
+static const uint32_t IV256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 static const uint32_t IV1[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
 
+/* `lanes` messages at a time through fn, `total` bytes in all; which: 256 or 1. */
 NI static void
-run_sha1_ni(int lanes, sha1_ni_fn fn, size_t total)
+run_ni(int which, int lanes, ni_fn fn, size_t total)
 {
-    __m128i abcd[4], e[4];
+    __m128i x[4], y[4];
     const unsigned char *p[4], *q[4];
-    uint32_t out[MAXL][8], w[4];
+    uint32_t out[MAXL][8], w[8];
     size_t rounds = total / ((size_t)lanes * MSG), done = 0;
     double t = now();
 
     for (size_t r = 0; r < rounds; r++) {
         for (int l = 0; l < lanes; l++) {
-            abcd[l] = _mm_set_epi32((int)IV1[0], (int)IV1[1], (int)IV1[2], (int)IV1[3]);
-            e[l] = _mm_set_epi32((int)IV1[4], 0, 0, 0);
+            const uint32_t *v = which == 256 ? IV256 : IV1;
+            if (which == 256) { /* (A, B, E, F) and (C, D, G, H), as the instructions want them */
+                x[l] = _mm_set_epi32((int)v[0], (int)v[1], (int)v[4], (int)v[5]);
+                y[l] = _mm_set_epi32((int)v[2], (int)v[3], (int)v[6], (int)v[7]);
+            } else { /* (A, B, C, D) and E in the top word */
+                x[l] = _mm_set_epi32((int)v[0], (int)v[1], (int)v[2], (int)v[3]);
+                y[l] = _mm_set_epi32((int)v[4], 0, 0, 0);
+            }
             p[l] = data + MSG * ((r * (size_t)lanes + (size_t)l) % NMSG);
             q[l] = pad_block;
         }
-        fn(abcd, e, p, MSG / 64);
-        fn(abcd, e, q, 1);
+        fn(x, y, p, MSG / 64);
+        fn(x, y, q, 1);
         done += (size_t)lanes * MSG;
-        if (r + 1 == rounds)
-            for (int l = 0; l < lanes; l++) {
-                _mm_storeu_si128((__m128i *)w, abcd[l]);
-                out[l][0] = w[3], out[l][1] = w[2], out[l][2] = w[1], out[l][3] = w[0];
-                out[l][4] = (uint32_t)_mm_extract_epi32(e[l], 3);
-            }
+        if (r + 1 < rounds)
+            continue;
+        for (int l = 0; l < lanes; l++) { /* the last round's digests, as words */
+            _mm_storeu_si128((__m128i *)w, x[l]);
+            _mm_storeu_si128((__m128i *)(w + 4), y[l]);
+            uint32_t d256[8] = {w[3], w[2], w[7], w[6], w[1], w[0], w[5], w[4]};
+            uint32_t d1[8] = {w[3], w[2], w[1], w[0], w[7]};
+            memcpy(out[l], which == 256 ? d256 : d1, sizeof d256);
+        }
     }
-    print_digests("sha1-shani", lanes, (double)done / (now() - t) / 1e9,
-                  (const uint32_t(*)[8])out, 5);
+    print_digests(which == 256 ? "sha256-shani" : "sha1-shani", lanes,
+                  (double)done / (now() - t) / 1e9, (const uint32_t(*)[8])out,
+                  which == 256 ? 8 : 5);
 }
 
 /* --- SHA-1, AVX-512: 16 messages in the 16 lanes of each register ------------------------- */
@@ -342,16 +337,17 @@ main(int argc, char **argv)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         data[i] = (unsigned char)(x >> 56);
     }
+    init_k256();
     pad_block[0] = 0x80;
     for (int j = 0; j < 8; j++)
         pad_block[63 - j] = (unsigned char)(((uint64_t)MSG * 8) >> (8 * j));
     if (has_sha_ni()) {
-        sha256_ni_fn f256[4] = {sha256_ni1, sha256_ni2, sha256_ni3, sha256_ni4};
-        sha1_ni_fn f1[4] = {sha1_ni1, sha1_ni2, sha1_ni3, sha1_ni4};
+        ni_fn f256[4] = {sha256_ni1, sha256_ni2, sha256_ni3, sha256_ni4};
+        ni_fn f1[4] = {sha1_ni1, sha1_ni2, sha1_ni3, sha1_ni4};
         for (int l = 1; l <= 4; l++)
-            run_sha256_ni(l, f256[l - 1], total);
+            run_ni(256, l, f256[l - 1], total);
         for (int l = 1; l <= 4; l++)
-            run_sha1_ni(l, f1[l - 1], total);
+            run_ni(1, l, f1[l - 1], total);
     }
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
