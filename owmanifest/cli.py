@@ -556,9 +556,12 @@ def verify_with_state(
         )
     if store is not None:
         if allow_downgrade:
-            out.info("WARNING: --allow-downgrade: rollback protection is off for this run")
+            out.info(
+                "WARNING: --allow-downgrade: rollback protection is off for this run "
+                "(the recorded version is kept: the next run refuses an older one again)"
+            )
         store.check(vm, allow_downgrade=allow_downgrade)
-        store.record(vm, force=allow_downgrade)
+        store.record(vm)
     return vm
 
 

@@ -97,15 +97,19 @@ class StateStore:
                 observed=str(verified.canonical_hash),
             )
 
-    def record(self, verified: VerifiedManifest, *, force: bool = False) -> bool:
+    def record(self, verified: VerifiedManifest) -> bool:
         """Record ``verified`` as the trusted version if it is newer; returns whether it was.
+
+        Never an older version, nor another manifest of the recorded version: a downgrade
+        accepted with ``allow_downgrade`` is accepted for that run only, and the record still
+        refuses a later fork of the version it holds.
 
         Raises:
             OSError: the state directory cannot be written.
         """
         anchor = self.anchor(verified.manifest.id)
         m = verified.manifest
-        if anchor is not None and not force and m.version <= anchor.version:
+        if anchor is not None and m.version <= anchor.version:
             return False
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {

@@ -72,8 +72,16 @@ def test_rollback_refused_on_the_command_line(
     assert code == 1 and "rollback" in err
     code, _, err = run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust, "--allow-downgrade")
     assert code == 0 and "WARNING" in err
+    # accepted for that run only: the record keeps version 2, so v1 is refused again and a
+    # fork of version 2 (another manifest with the same version) still is
     code, out, _ = run(capsys, "state", "show", "https://openworm.org/data/rotation", "--json")
-    assert json.loads(out)["version"] == 1
+    assert json.loads(out)["version"] == 2
+    code, _, err = run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust)
+    assert code == 1 and "rollback" in err
+    fork = make(2, ["alice", "bob"], 2, ["alice", "bob"], previous=h1, content=1)
+    (tmp_path / "v2b.jsonld").write_bytes(fork)
+    code, _, err = run(capsys, "verify", str(tmp_path / "v2b.jsonld"), *trust)
+    assert code == 1 and "already verified with different content" in err
 
 
 def test_rotation_followed_with_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
