@@ -954,7 +954,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing -o FILE")
     p.add_argument("--created", metavar="DATETIME", help="proof timestamp (default: now)")
     p.add_argument(
-        "--allow-unlisted", action="store_true", help="sign even if not an authorized signer"
+        "--allow-unlisted",
+        action="store_true",
+        help="sign even if not an authorized signer: how the previous version's signers "
+        "endorse a release that changes the signers or threshold",
     )
     p.set_defaults(func=cmd_sign)
 

@@ -55,7 +55,8 @@ def sign_document(
     did = key.public_key.did
     if did not in manifest.signers and not allow_unlisted:
         raise UsageError(
-            "this key is not among the manifest's authorized signers; its proof would not count",
+            "this key is not among the manifest's authorized signers; its proof would not count "
+            "(a previous version's signer endorsing a change of signers: --allow-unlisted)",
             path=document.source,
             expected=", ".join(manifest.signers),
             observed=did,

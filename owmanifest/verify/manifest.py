@@ -199,8 +199,10 @@ def _count(
     checked: _Checked,
     policy: TrustPolicy,
     eligible: Iterable[str],
+    outside: str = "signer is not an authorized signer of this manifest",
 ) -> tuple[set[str], list[ProofOutcome]]:
-    """Which distinct, valid, non-revoked signers among ``eligible`` signed; with reasons."""
+    """Which distinct, valid, non-revoked signers among ``eligible`` signed; with reasons
+    (``outside``: the reason given for a signer not in ``eligible``)."""
     allowed = set(eligible)
     counted: set[str] = set()
     outcomes: list[ProofOutcome] = []
@@ -212,7 +214,7 @@ def _count(
         if p.signer in policy.revoked:
             reason = "key is revoked in the trust policy"
         elif p.signer not in allowed:
-            reason = "signer is not an authorized signer of this manifest"
+            reason = outside
         elif p.signer in counted:
             reason = "a second proof by the same signer does not count twice"
         else:
@@ -377,13 +379,16 @@ def verify_successor(
     changed = set(m.signers) != set(anchor.signers) or m.threshold != anchor.threshold
     if changed:
         old_trust = TrustPolicy(trusted=frozenset(anchor.signers), revoked=policy.revoked)
-        old_counted, old_outcomes = _count(checked, old_trust, anchor.signers)
+        old_counted, old_outcomes = _count(
+            checked, old_trust, anchor.signers, f"not one of version {anchor.version}'s signers"
+        )
         if len(old_counted) < anchor.threshold:
             raise _fail(
                 checked,
                 f"version {m.version} changes the signers or threshold but carries only "
                 f"{len(old_counted)} of the {anchor.threshold} signatures required from version "
-                f"{anchor.version}'s signers",
+                f"{anchor.version}'s signers ({', '.join(sorted(anchor.signers))}; each signs "
+                "it with `owmanifest sign FILE --key KEY --allow-unlisted`)",
                 anchor.threshold,
                 len(old_counted),
                 old_outcomes,

@@ -108,3 +108,31 @@ def test_rotation_followed_with_chain(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0, err
     assert "succession" in err
     assert load_document(v3, source="v3").format == "json-ld"
+
+
+def test_a_change_of_signers_says_who_must_endorse_it_and_how(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = make(1, ["alice"], 1, ["alice"])
+    h1 = verify_manifest(v1, TrustPolicy.from_keys([DIDS["alice"]])).canonical_hash
+    v2 = make(2, ["carol"], 1, ["carol"], previous=h1)  # alice has not endorsed it
+    (tmp_path / "v1.jsonld").write_bytes(v1)
+    (tmp_path / "v2.jsonld").write_bytes(v2)
+    trust = ["--trust", DIDS["alice"]]
+    assert run(capsys, "verify", str(tmp_path / "v1.jsonld"), *trust)[0] == 0
+    code, _, err = run(capsys, "verify", str(tmp_path / "v2.jsonld"), *trust)
+    assert code == 1
+    assert f"{DIDS['carol']}: not one of version 1's signers" in err  # not "of this manifest"
+    assert DIDS["alice"] in err and "--allow-unlisted" in err
+    # the endorsement itself: refused by default, with the flag to use
+    alice_key = tmp_path / "alice.key"
+    alice_key.write_bytes((ASSETS / "alice.key").read_bytes())
+    alice_key.chmod(0o600)
+    code, _, err = run(capsys, "sign", str(tmp_path / "v2.jsonld"), "--key", str(alice_key))
+    assert code == 2 and "--allow-unlisted" in err
+    code, _, err = run(
+        capsys, "sign", str(tmp_path / "v2.jsonld"), "--key", str(alice_key), "--allow-unlisted"
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "verify", str(tmp_path / "v2.jsonld"), *trust)
+    assert code == 0 and "succession" in err, err
