@@ -276,13 +276,21 @@ def _verified_json(vm: VerifiedManifest) -> dict[str, Any]:
 
 
 def cmd_keygen(args: argparse.Namespace, out: _Out) -> int:
-    from ._atomic import write_atomic  # noqa: F401  (keys writes atomically itself)
     from .verify.keys import PrivateKey, write_key_file
 
     if args.out == "-":  # not a file named "-", nor a private key on a terminal
         raise UsageError("keygen writes a private key file: give --out FILE")
     passphrase = _read_passphrase(args, confirm=True, path=args.out)
     key = PrivateKey.generate()
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.lexists(folder):  # e.g. --out ~/.owmanifest/alice.key on a new machine
+        try:
+            os.makedirs(folder, mode=0o700)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the key file's directory: {exc.strerror}", path=folder
+            ) from exc
+        out.info(f"created directory {folder} (mode 0700)")
     try:
         write_key_file(args.out, key, passphrase=passphrase, overwrite=args.force)
     except FileExistsError as exc:

@@ -66,6 +66,20 @@ def test_keygen_writes_private_key_0600(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "refusing to overwrite" in err
 
 
+def test_keygen_makes_a_private_directory_for_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the guide's first command, on a machine where ~/.owmanifest does not exist yet
+    target = tmp_path / "home" / ".owmanifest" / "alice.key"
+    code, out, err = run(capsys, "keygen", "--out", str(target))
+    assert code == 0 and out.startswith("did:key:"), err
+    assert stat.S_IMODE(os.stat(target.parent).st_mode) == 0o700
+    assert f"created directory {target.parent}" in err
+    (tmp_path / "file").write_bytes(b"")
+    code, _, err = run(capsys, "keygen", "--out", str(tmp_path / "file" / "x" / "k.key"))
+    assert code == 2 and "cannot create the key file's directory" in err
+
+
 def test_keygen_encrypted_and_sign_with_passphrase(
     workflow: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
