@@ -646,14 +646,14 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
             raise
         for problem in report.problems:
             out.status(False, str(problem))
+        _extra_lines(report, out)
         if out.as_json:
             result["tree"] = _report_json(report)
             out.data(result)
         out.info(f"{len(report.problems)} problem(s), {len(report.verified)} file(s) verified")
         return EXIT_VERIFICATION_FAILED
     bar.close()
-    for extra in report.extra:
-        out.info(f"extra (not in manifest): {extra}")
+    _extra_lines(report, out)
     cached = (
         f", {report.from_cache} of them from the hash cache (unchanged since they last verified)"
         if report.from_cache
@@ -665,6 +665,15 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     if out.as_json:
         out.data(result)
     return EXIT_OK
+
+
+def _extra_lines(report: Any, out: _Out) -> None:
+    """The files found that the manifest does not list (unless ``--strict`` made them problems,
+    already printed), whether or not the tree verified."""
+    failed = {p.path for p in report.problems if p.kind == "extra"}
+    for extra in report.extra:
+        if extra not in failed:
+            out.info(f"extra (not in manifest): {extra}")
 
 
 def cmd_show(args: argparse.Namespace, out: _Out) -> int:

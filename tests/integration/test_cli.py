@@ -605,3 +605,21 @@ def test_signer_from_a_key_file_is_read_like_any_key_file(
     code, _, err = run(capsys, *_CREATE, "--signer", str(bad), "-o", str(tmp_path / "m.jsonld"))
     assert code == 2 and "invalid key file" in err and "Traceback" not in err
     assert not (tmp_path / "m.jsonld").exists()
+
+
+def test_extra_files_are_reported_whether_or_not_the_tree_verifies(
+    workflow: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    m, data, tmp = workflow["manifest"], workflow["data"], workflow["tmp"]
+    for name in ("alice", "bob"):
+        assert run(capsys, "sign", m, "--key", f"{tmp}/{name}.key")[0] == 0
+    trust = ["--trust", workflow["alice"], "--trust", workflow["bob"], "--no-state"]
+    (Path(data) / "extra.txt").write_bytes(b"not listed\n")
+    code, _, err = run(capsys, "verify", m, data, *trust)
+    assert code == 0 and "extra (not in manifest): extra.txt" in err
+    target = Path(data) / "README.txt"
+    target.write_bytes(target.read_bytes() + b"!")
+    code, _, err = run(capsys, "verify", m, data, *trust)
+    assert code == 1 and "extra (not in manifest): extra.txt" in err  # (a review found it hidden)
+    code, _, err = run(capsys, "verify", m, data, *trust, "--strict")
+    assert code == 1 and "extra.txt" in err and "extra (not in manifest)" not in err  # once
