@@ -446,6 +446,14 @@ def cmd_create(args: argparse.Namespace, out: _Out) -> int:
         bar.close()
     for skipped in result.skipped:
         out.info(f"skipped: {skipped}")
+    listed = {f.path for f in result.manifest.files}
+    for path in sorted(listed):
+        if path.endswith((".jsonld", ".trig", ".nq")) and path + ".torrent" in listed:
+            out.info(
+                f"note: {path} and {path}.torrent look like an earlier manifest and its torrent; "
+                "they are part of this dataset (write manifests outside the directory, or "
+                "under the same name, which create leaves out)"
+            )
     data = manifest_json(result.manifest)
     if fmt != "json-ld":
         from .manifest.document import load_document

@@ -362,6 +362,10 @@ def test_create_leaves_its_own_output_out_of_the_dataset(
     assert run(capsys, "sign", str(data / "m.jsonld"), "--key", str(ASSETS / "alice.key"))[0] == 0
     verify = ["verify", str(data / "m.jsonld"), str(data), "--trust", alice, "--no-state"]
     assert run(capsys, *verify)[0] == 0
+    # the next version under another name: the earlier manifest is data now, and create says so
+    code, _, err = run(capsys, *create, "--version", "3", "-o", str(data / "m3.jsonld"))
+    assert code == 0, err
+    assert "note: m.jsonld and m.jsonld.torrent look like an earlier manifest" in err
 
 
 def test_a_dataset_without_bytes_has_no_torrent_even_after_one_with(
