@@ -190,7 +190,6 @@ def _read(
 
 def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
     from .verify.policy import UnsafeTrustManifestSigners
-    from .verify.trustfile import policy_from_trust_data, read_trust_file
 
     if getattr(args, "unsafe_trust_manifest_signers", False):
         if args.trust or args.trust_file:
@@ -205,18 +204,16 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
             "names; this does not tell you who published it"
         )
         return unsafe
-    from .verify.truststore import TrustStore
+    from .verify.truststore import policy_for_run
 
-    docs = [read_trust_file(p) for p in (args.trust_file or [])]
-    store_doc = TrustStore.default().load()
-    revocations = {
-        "type": "owmanifest-trust",
-        "version": 1,
-        "keys": [k for k in store_doc["keys"] if k.get("revoked")],
-    }
-    policy = policy_from_trust_data([*docs, revocations], extra_keys=args.trust or [])
-    if policy.is_empty:  # nothing given ad hoc: the trust store, read once above
-        policy = policy_from_trust_data([store_doc])
+    policy, given = policy_for_run(args.trust_file or [], args.trust or [])
+    if policy.is_empty and given:  # never the trust store instead: it was replaced
+        raise UsageError(
+            "the trust given for this run trusts no key: every key given is revoked in your "
+            "trust store, or the trust file lists none",
+            expected="at least one trusted key that is not revoked",
+            observed="none",
+        )
     if policy.is_empty:
         raise UsageError(
             "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE, or "

@@ -256,27 +256,23 @@ def trust_policy(options: FetchOptions) -> TrustPolicy:
         UsageError: a trust file cannot be read, or a key is not a ``did:key``.
         PolicyError: nobody is trusted at all (the message says how to trust someone).
     """
-    from ..verify.trustfile import policy_from_trust_data, read_trust_file
-    from ..verify.truststore import TrustStore, default_policy
+    from ..verify.truststore import policy_for_run
 
-    docs = [read_trust_file(p) for p in options.trust_files]
-    store = TrustStore.default().load()
-    revocations = {
-        "type": "owmanifest-trust",
-        "version": 1,
-        "keys": [k for k in store["keys"] if k.get("revoked")],
-    }
-    policy = policy_from_trust_data([*docs, revocations], extra_keys=options.trust)
+    policy, given = policy_for_run(options.trust_files, options.trust)
+    if policy.is_empty and given:  # never the trust store instead: the remote replaced it
+        raise PolicyError(
+            "the remote's --trust-file/--trust trusts no key: every key given is revoked in "
+            "your trust store, or the trust file lists none",
+            expected="at least one trusted key that is not revoked",
+            observed="none",
+        )
     if policy.is_empty:
-        stored = default_policy()
-        if stored is None:
-            raise PolicyError(
-                "no trusted keys: `owmanifest trust add did:key:...`, or configure the remote "
-                "with --trust-file FILE or --trust DID",
-                expected="at least one trusted key",
-                observed="none",
-            )
-        return stored
+        raise PolicyError(
+            "no trusted keys: `owmanifest trust add did:key:...`, or configure the remote "
+            "with --trust-file FILE or --trust DID",
+            expected="at least one trusted key",
+            observed="none",
+        )
     return policy
 
 

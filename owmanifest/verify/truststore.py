@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from ..manifest.model import DID_KEY_RE, utc_now
 from .policy import TrustPolicy
 from .trustfile import policy_from_trust_data, read_trust_file
 
-__all__ = ["TrustStore", "default_policy"]
+__all__ = ["TrustStore", "default_policy", "policy_for_run"]
 
 
 def _check_did(did: str) -> str:
@@ -157,3 +159,28 @@ def default_policy() -> TrustPolicy | None:
     """The policy of the default trust store, or ``None`` when it trusts nobody."""
     policy = TrustStore.default().policy()
     return None if policy.is_empty else policy
+
+
+def policy_for_run(
+    trust_files: Sequence[str | os.PathLike[str]], keys: Sequence[str]
+) -> tuple[TrustPolicy, bool]:
+    """The trust of one run, and whether it was given for the run.
+
+    Trust files and keys given for the run replace the default trust store, whose revocations
+    still apply; when none are given, the trust store is the policy. Given trust that leaves no
+    key trusted (every key revoked, a file that lists none) is an empty policy, never a reason
+    to fall back to the trust store: the caller refuses it.
+
+    Raises:
+        UsageError: a trust file or the trust store cannot be read, or a key is not a did:key.
+    """
+    docs = [read_trust_file(p) for p in trust_files]
+    stored = TrustStore.default().load()
+    if not trust_files and not keys:
+        return policy_from_trust_data([stored]), False
+    revocations = {
+        "type": "owmanifest-trust",
+        "version": 1,
+        "keys": [k for k in stored["keys"] if k.get("revoked")],
+    }
+    return policy_from_trust_data([*docs, revocations], extra_keys=keys), True

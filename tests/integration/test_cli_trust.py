@@ -136,3 +136,24 @@ def test_a_change_of_signers_says_who_must_endorse_it_and_how(
     assert code == 0, err
     code, _, err = run(capsys, "verify", str(tmp_path / "v2.jsonld"), *trust)
     assert code == 0 and "succession" in err, err
+
+
+def test_given_trust_that_trusts_nobody_never_falls_back_to_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--trust/--trust-file replace the trust store; if every key they give is revoked there,
+    or the file lists none, nobody is trusted (found by a review: the whole store was used)."""
+    signed = str(tmp_path / "v1.jsonld")
+    (tmp_path / "v1.jsonld").write_bytes(make(1, ["alice"], 1, ["alice"]))
+    assert run(capsys, "trust", "add", DIDS["alice"])[0] == 0
+    assert run(capsys, "trust", "revoke", DIDS["bob"])[0] == 0
+    bob_only = tmp_path / "bob.json"
+    bob_only.write_text(json.dumps({"type": "owmanifest-trust", "version": 1,
+                                    "keys": [{"id": DIDS["bob"]}]}))  # fmt: skip
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"type": "owmanifest-trust", "version": 1, "keys": []}))
+    for given in (["--trust-file", str(bob_only)], ["--trust-file", str(empty)],
+                  ["--trust", DIDS["bob"]]):  # fmt: skip
+        code, _, err = run(capsys, "verify", signed, *given, "--no-state")
+        assert code == 2 and "trusts no key" in err, (given, err)
+    assert run(capsys, "verify", signed, "--no-state")[0] == 0  # the store itself trusts alice

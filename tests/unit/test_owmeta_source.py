@@ -76,8 +76,14 @@ def test_trust_policy_sources(tmp_path: Path) -> None:
     TrustStore.default().add(DIDS["alice"])
     assert trust_policy(FetchOptions()).trusted == {DIDS["alice"]}
     TrustStore.default().revoke(DIDS["carol"], reason="test")
-    revoked = trust_policy(FetchOptions(trust_files=(str(trust_file),)))
-    assert DIDS["carol"] in revoked.revoked and DIDS["carol"] not in revoked.trusted
+    both = trust_policy(FetchOptions(trust_files=(str(trust_file),), trust=(DIDS["bob"],)))
+    assert DIDS["carol"] in both.revoked and both.trusted == {DIDS["bob"]}
+    # the remote's trust replaces the store: when it leaves nobody trusted, nobody is (a review
+    # found the whole store trusted instead), whether the file's keys are revoked or absent
+    with pytest.raises(PolicyError, match="trusts no key"):
+        trust_policy(FetchOptions(trust_files=(str(trust_file),)))
+    with pytest.raises(PolicyError, match="trusts no key"):
+        trust_policy(FetchOptions(trust=(DIDS["carol"],)))
 
 
 def _publish(root: Path, version: int, mirror: str) -> Path:
