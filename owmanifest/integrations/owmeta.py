@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import logging
 import os
 import urllib.error
@@ -176,13 +177,21 @@ def _read_url(url: str, *, timeout: float, what: str) -> bytes:
         try:
             with opener.open(request, timeout=timeout) as response:
                 data = response.read(MAX_MANIFEST_BYTES + 1)
+                declared = response.headers.get("Content-Length", "")
         except urllib.error.HTTPError as exc:
             raise FetchError(
                 f"cannot get the {what}", uri=url, expected="HTTP 200", observed=f"HTTP {exc.code}"
             ) from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
             raise FetchError(f"cannot get the {what}: {reason}", uri=url) from exc
+        if declared.isdigit() and len(data) < int(declared) <= MAX_MANIFEST_BYTES:
+            raise FetchError(
+                f"the {what} was cut short (the connection ended before the whole body)",
+                uri=url,
+                expected=f"{int(declared)} bytes",
+                observed=f"{len(data)} bytes",
+            )
     if len(data) > MAX_MANIFEST_BYTES:
         raise FetchError(
             f"the {what} is too large",
@@ -191,6 +200,12 @@ def _read_url(url: str, *, timeout: float, what: str) -> bytes:
             observed="more",
         )
     return data
+
+
+def _unexpected(exc: BaseException) -> BaseException | None:
+    """``exc`` when it is not one of owmanifest's errors (a defect: its traceback is logged),
+    else ``None``."""
+    return None if isinstance(exc, Error) else exc
 
 
 # --- how to fetch: options, trust, sources -------------------------------------------------------
@@ -673,6 +688,7 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
             with contextlib.suppress(OSError):
                 os.makedirs(self.base_directory, exist_ok=True)
         message = str(error) if isinstance(error, Error) else f"{type(error).__name__}: {error}"
+        log.debug("loading %s failed: %s", bundle_id, message, exc_info=_unexpected(error))
         failed = _obl.LoadFailed(bundle_id, self, message)
         failed.error = error  # owmanifest's exception, for programs; its message is in ours
         raise failed from None
@@ -685,8 +701,8 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
         """
         try:
             manifest = self.source.verified().manifest
-        except Error as exc:
-            log.info("owmanifest remote %s: %s", self.config.url, exc)
+        except Exception as exc:  # not only Error: a bare one would end owm's whole fetch
+            log.info("owmanifest remote %s: %s", self.config.url, exc, exc_info=_unexpected(exc))
             return True
         return any(
             b.bundle_id == bundle_id and (bundle_version is None or b.version == bundle_version)
@@ -701,7 +717,7 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
         """
         try:
             manifest = self.source.verified().manifest
-        except Error as exc:
+        except Exception as exc:  # LoadFailed, whatever it was: owm then tries other remotes
             self._fail(bundle_id, exc)
         return [b.version for b in bundles_in_manifest(manifest) if b.bundle_id == bundle_id]
 
@@ -729,7 +745,7 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
                     expected=f"{archive.bundle_id} version {archive.version}",
                     observed=f"{identity[0]} version {identity[1]}",
                 )
-        except Error as exc:
+        except Exception as exc:  # LoadFailed, whatever it was: owm then tries other remotes
             self._fail(bundle_id, exc)
         log.info("verified %s version %d (%s); unpacking", bundle_id, archive.version, path)
         try:
@@ -818,8 +834,10 @@ class OwmanifestDataSourceDirLoader(_DirLoaderBase):  # type: ignore[misc]
             m = source.verified().manifest
             dest = _dataset_dir(Path(self.base_directory), m.id) / str(m.version)
             source.fetch(dest, replace=True)  # a directory of this loader's own: repaired
-        except Error as exc:
-            failed = _odl.LoadFailed(data_source, self, str(exc))
+        except Exception as exc:  # LoadFailed, whatever it was (as the bundle loader)
+            log.debug("data source loader: %s", exc, exc_info=_unexpected(exc))
+            message = str(exc) if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
+            failed = _odl.LoadFailed(data_source, self, message)
             failed.error = exc  # owmanifest's exception, for programs; its message is in ours
             raise failed from None
         return str(dest)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
@@ -204,7 +205,7 @@ def archive_identity(path: str | os.PathLike[str]) -> tuple[str, int]:
     try:
         with tarfile.open(source, mode="r:xz") as tar:
             doc = _read_member_manifest(tar, source)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, lzma.LZMAError, OSError, EOFError) as exc:
         raise FileVerificationError(
             f"not a readable owmeta bundle archive (xz-compressed tar): {exc}", path=source
         ) from exc

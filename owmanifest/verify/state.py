@@ -105,13 +105,13 @@ class StateStore:
         refuses a later fork of the version it holds.
 
         Raises:
-            OSError: the state directory cannot be written.
+            UsageError: the state directory cannot be written (or its record read).
         """
         anchor = self.anchor(verified.manifest.id)
         m = verified.manifest
         if anchor is not None and m.version <= anchor.version:
             return False
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(m.id)
         doc = {
             "type": "owmanifest-state",
             "version": 1,
@@ -124,9 +124,15 @@ class StateStore:
                 "verifiedAt": utc_now(),
             },
         }
-        write_atomic(
-            self._path(m.id), (json.dumps(doc, indent=2) + "\n").encode("utf-8"), mode=0o600
-        )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), mode=0o600)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot record the verified version in the rollback state: {exc.strerror or exc}"
+                " (--no-state to verify without it)",
+                path=str(path),
+            ) from exc
         return True
 
     def forget(self, dataset_id: str) -> bool:

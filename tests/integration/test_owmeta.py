@@ -37,6 +37,7 @@ if "owmanifest" not in {ep.name for ep in metadata.entry_points(group="owmeta_co
 from owmanifest.integrations.owmeta import (
     MANIFEST_PROPERTY,
     FetchOptions,
+    ManifestSource,
     OwmanifestBundleLoader,
     OwmanifestDataSourceDirLoader,
     OwmanifestURLConfig,
@@ -283,6 +284,29 @@ def test_errors_reach_owmeta_core_as_its_load_failed(
     failures = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert any(isinstance(e, LoadFailed) and "trusted signatures" in str(e) for e in failures)
     assert files_under(bundles) == []
+
+
+def test_an_unexpected_exception_still_reaches_owmeta_core_as_load_failed(
+    untrusted: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A defect (any exception that is not owmanifest's) must not end owm's whole fetch: owm
+    tries the next remote only on LoadFailed (a review found http.client's and OSError
+    escaping)."""
+    from owmeta_core.bundle.loaders import LoadFailed
+
+    def broken(self: object) -> None:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(ManifestSource, "verified", broken)
+    config = OwmanifestURLConfig(
+        f"owmanifest+file://{untrusted.manifest_path}", cache_dir=str(tmp_path / "cache")
+    )
+    loader = OwmanifestBundleLoader(config)
+    loader.base_directory = str(tmp_path / "direct" / "6")
+    assert loader.can_load(DATA, 6)  # load() then says why
+    for call in (lambda: loader.bundle_versions(DATA), lambda: loader.load(DATA, 6)):
+        with pytest.raises(LoadFailed, match="RuntimeError: a defect"):
+            call()
 
 
 def test_a_data_source_naming_a_manifest_gets_a_verified_directory(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 import subprocess
 import sys
 import tarfile
@@ -135,6 +136,21 @@ def test_archive_identity(tmp_path: Path) -> None:
     (tmp_path / "b.tar.xz").write_bytes(b"not an archive")
     with pytest.raises(FileVerificationError, match="xz-compressed tar"):
         archive_identity(tmp_path / "b.tar.xz")
+    # a corrupt xz stream before the manifest member: lzma's own error, which escaped bare
+    # (found by a review, with a real bundle archive corrupted at byte 1000; here at 20,000:
+    # earlier, tarfile says "not an lzma file")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, data in (("./graphs/g.nt", random.Random(1).randbytes(50_000)),
+                           ("./manifest", b'{"id": "openworm/x", "version": 4}')):  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = bytearray(buf.getvalue())
+    raw[20_000] ^= 0xFF
+    (tmp_path / "d.tar.xz").write_bytes(bytes(raw))
+    with pytest.raises(FileVerificationError, match="xz-compressed tar"):
+        archive_identity(tmp_path / "d.tar.xz")
     with pytest.raises(MissingFileError):
         archive_identity(tmp_path / "c.tar.xz")
 

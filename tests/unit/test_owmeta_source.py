@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +196,43 @@ def test_bittorrent_is_left_out_when_it_cannot_find_peers(
                 s.close()
     assert ("BitTorrentTransport" in names) is bittorrent
     assert "HttpTransport" in names
+
+
+@contextlib.contextmanager
+def _raw_server(answer: bytes) -> Iterator[str]:
+    """A server that answers every request with ``answer`` (raw bytes) and hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+
+    def serve_forever() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/m.jsonld"
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (b"garbage\r\n\r\n", "BadStatusLine"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"x" * 70000 + b"\r\n\r\n", "LineTooLong|got more than"),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"a"', "cut short"),
+    ],
+    ids=["bad-status-line", "header-too-long", "truncated-body"],
+)
+def test_a_misbehaving_manifest_server_is_a_fetch_error(answer: bytes, match: str) -> None:
+    """Not a bare http.client exception (which ended owm's whole fetch), nor a truncated body
+    read as bad JSON (found by a review)."""
+    with _raw_server(answer) as url, pytest.raises(FetchError, match=match) as info:
+        ManifestSource(f"owmanifest+{url}", FetchOptions(trust=(DIDS["alice"],))).verified()
+    if "cut short" in match:
+        assert (info.value.expected, info.value.observed) == ("1000 bytes", "4 bytes")

@@ -160,6 +160,23 @@ def test_rollback_and_freeze(tmp_path: Path, v1: VerifiedManifest) -> None:
     assert store.anchor(DATASET).version == 2  # type: ignore[union-attr]
 
 
+def test_an_unwritable_state_is_an_error_that_names_it(
+    tmp_path: Path, v1: VerifiedManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a bare OSError (which escaped the owmeta loaders; found by a review)."""
+    import errno
+
+    import owmanifest.verify.state as state
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(state, "write_atomic", full)
+    with pytest.raises(UsageError, match=r"cannot record.*No space left") as info:
+        StateStore(tmp_path / "state").record(v1)
+    assert info.value.path is not None and info.value.path.startswith(str(tmp_path / "state"))
+
+
 def test_corrupt_state_is_an_error_not_a_reset(tmp_path: Path, v1: VerifiedManifest) -> None:
     store = StateStore(tmp_path / "state")
     store.record(v1)
