@@ -503,6 +503,23 @@ def _dataset_dir(root: Path, dataset_id: str) -> Path:
 # --- owmeta-core: the remote ---------------------------------------------------------------------
 
 
+def _for_owm(exc: UsageError) -> UsageError:
+    """``exc`` as an error that is also owmeta-core's ``GenericUserError``, which owm prints as
+    a message rather than a traceback."""
+    from owmeta_core.command_util import GenericUserError
+
+    both: type[UsageError] = type("OwmanifestUsageError", (UsageError, GenericUserError), {})
+    return both(
+        exc.message, path=exc.path, uri=exc.uri, expected=exc.expected, observed=exc.observed
+    )
+
+
+def _absolute(place: str) -> str:
+    """A local path made absolute (a remote's settings are used from other directories
+    later); a URL as it is."""
+    return place if len(urlsplit(place).scheme) > 1 else os.path.abspath(place)
+
+
 def _strings(value: Iterable[str] | str | None) -> list[str]:
     if value is None:
         return []
@@ -562,13 +579,18 @@ class OwmanifestURLConfig(_URLConfigBase):  # type: ignore[misc]
         cache_dir: str | None = None,
     ) -> None:
         _require_owmeta()
-        if urlsplit(url).scheme.lower() not in SCHEMES:
-            raise UsageError("not an owmanifest remote URL", expected=" or ".join(SCHEMES), uri=url)
-        manifest_url(url)
+        try:
+            if urlsplit(url).scheme.lower() not in SCHEMES:
+                raise UsageError(
+                    "not an owmanifest remote URL", expected=" or ".join(SCHEMES), uri=url
+                )
+            manifest_url(url)
+        except UsageError as exc:  # `owm bundle remote add` shows its user errors cleanly
+            raise _for_owm(exc) from None
         super().__init__(url)
         self.trust = _strings(trust)
         self.trust_files = [os.path.abspath(p) for p in _strings(trust_files)]
-        self.mirrors = _strings(mirrors)
+        self.mirrors = [_absolute(m) for m in _strings(mirrors)]
         self.manifest_mirrors = bool(manifest_mirrors)
         self.peers = _strings(peers)
         self.trackers = _strings(trackers)
@@ -577,7 +599,7 @@ class OwmanifestURLConfig(_URLConfigBase):  # type: ignore[misc]
         self.transports = _strings(transports)
         self.stall_timeout = stall_timeout
         self.timeout = timeout
-        self.torrent = torrent
+        self.torrent = None if torrent is None else _absolute(torrent)
         self.cache_dir = cache_dir
         self.options()  # refuse bad settings now, not at the first fetch
 
@@ -917,7 +939,7 @@ def owmanifest_remote(
             config.trust = _strings(trust)
             TrustPolicy.from_keys(config.trust)
         if mirrors is not None:
-            config.mirrors = _strings(mirrors)
+            config.mirrors = [_absolute(m) for m in _strings(mirrors)]
         if no_manifest_mirrors:
             config.manifest_mirrors = False
         if peers is not None:

@@ -347,22 +347,32 @@ def _digests(path: Path, algorithms: Sequence[str]) -> dict[str, str]:
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
+#: Hashes an index may vouch for an archive with (collision-resistant, fixed length).
+STRONG_HASHES = frozenset(
+    {"sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384", "sha3_512",
+     "blake2b", "blake2s"}
+)  # fmt: skip
+
+
 def check_archive(entry: IndexEntry, path: str | os.PathLike[str]) -> None:
-    """Check the archive at ``path`` against the index: every hash it gives that hashlib
-    knows (at least one), and the archive's own id and version.
+    """Check the archive at ``path`` against the index: every fixed-length hash it gives that
+    hashlib knows, at least one of them strong (:data:`STRONG_HASHES`), and the archive's own
+    id and version.
 
     Raises:
-        UsageError: the index gives no hash that hashlib knows.
+        UsageError: the index gives no strong hash that hashlib knows.
         DigestMismatchError: a hash differs; the message names the path and both digests.
         FileVerificationError: not a bundle archive, or it names another id or version.
     """
     p = Path(path)
-    known = sorted(a for a in entry.hashes if a in hashlib.algorithms_available)
-    if not known:
+    known = sorted(
+        a for a in entry.hashes if a in hashlib.algorithms_available and not a.startswith("shake_")
+    )
+    if not STRONG_HASHES.intersection(known):
         raise UsageError(
-            f"bundle {entry.bundle_id} version {entry.version}: the index gives no hash "
+            f"bundle {entry.bundle_id} version {entry.version}: the index gives no strong hash "
             "this Python knows",
-            expected="sha256",
+            expected="one of " + ", ".join(sorted(STRONG_HASHES)),
             observed=", ".join(sorted(entry.hashes)),
         )
     observed = _digests(p, known)
@@ -550,6 +560,13 @@ def import_index(
     root = Path(layout)
     if root.exists() and not root.is_dir():
         raise UsageError("the layout is not a directory", path=str(root))
+    if index_path.resolve().is_relative_to(root.resolve()):
+        raise UsageError(
+            "the layout directory holds the index itself (is it the checkout of the bundle "
+            "repository?); lay the bundles out elsewhere: --layout DIR, or another output name",
+            path=str(root),
+            observed=str(index_path),
+        )
     root.mkdir(parents=True, exist_ok=True)
     expected = {e.path for e in entries}
     stray = [p for p in _files_under(root) if p not in expected]

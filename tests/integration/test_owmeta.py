@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from owmanifest.errors import UsageError
 from owmanifest.verify.truststore import TrustStore
 from tests.unit.fixtures import DIDS
 
@@ -203,6 +205,16 @@ def test_the_remote_reads_back_from_its_file(published: Published, owm: Owm) -> 
     assert "your owmanifest trust store" in shown.stdout
     bad = owm.add_remote("s", f"owmanifest+file://{published.manifest_path}", "--transports", "ftp")
     assert bad.returncode != 0 and "unknown transport" in bad.stderr
+    # a relative mirror directory is kept as the absolute one it named when the remote was
+    # added, not re-read against every later fetch's working directory (found by a review)
+    url = f"owmanifest+file://{published.manifest_path}"
+    added = owm.add_remote("t", url, "--mirrors", "./copy,https://mirror.example/b/")
+    assert added.returncode == 0, added.stderr
+    shown = owm.run("bundle", "remote", "--user", "show", "t")
+    assert str(owm.work / "copy") in shown.stdout and "https://mirror.example/b/" in shown.stdout
+    config = OwmanifestURLConfig(url, mirrors=["rel/dir"], torrent="t.torrent")
+    assert config.mirrors == [os.path.abspath("rel/dir")]
+    assert config.torrent == os.path.abspath("t.torrent")
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -374,3 +386,11 @@ def test_a_data_source_naming_a_manifest_gets_a_verified_directory(
 
     names = {ep.name for ep in metadata.entry_points(group="owmeta_core.datasource_dir_loader")}
     assert "owmanifest" in names
+
+
+def test_a_bad_remote_url_is_a_message_not_a_traceback(owm: Owm) -> None:
+    bad = owm.add_remote("x", "owmanifest+file://remotehost/path")
+    assert bad.returncode != 0
+    assert "not the URL of a manifest" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(UsageError):  # still owmanifest's error, from Python
+        OwmanifestURLConfig("owmanifest+file://remotehost/path")

@@ -214,11 +214,22 @@ def test_an_archive_of_another_bundle_is_refused(tmp_path: Path) -> None:
     assert info.value.observed == "openworm/impostor version 6"
 
 
-def test_an_index_without_a_known_hash_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "hashes",
+    [
+        {"md42": "00"},  # unknown to hashlib
+        {"shake_128": "abcd"},  # no fixed length: hexdigest() needs one (a traceback, once)
+        {"md5": "00", "sha1": "00"},  # known, but weak: no proof of the archive
+    ],
+    ids=["unknown", "variable-length", "weak-only"],
+)
+def test_an_index_without_a_strong_known_hash_is_refused(
+    tmp_path: Path, hashes: dict[str, str]
+) -> None:
     index = make_index(tmp_path, BUNDLES[:1])
     entry = read_index(index)[0]
-    entry = type(entry)(entry.bundle_id, entry.version, entry.url, {"md42": "00"})
-    with pytest.raises(UsageError, match="no hash"):
+    entry = type(entry)(entry.bundle_id, entry.version, entry.url, hashes)
+    with pytest.raises(UsageError, match="no strong hash"):
         check_archive(entry, locate_archive(entry, tmp_path, None))
 
 
@@ -283,6 +294,22 @@ def test_import_index_refuses_stray_files_in_the_layout(tmp_path: Path) -> None:
         import_index(
             index, base_url="https://mirror.example/b/", layout=tmp_path / "layout", signers=[ALICE]
         )
+
+
+def test_import_index_refuses_to_lay_out_into_the_checkout(tmp_path: Path) -> None:
+    # docs/owmeta.md's command in a checkout named like the output (found by a review: it
+    # failed with "files that are not in the index", which did not say why)
+    index = make_index(tmp_path / "owmeta-bundles", BUNDLES)
+    with pytest.raises(UsageError, match="holds the index itself") as info:
+        import_index(
+            index,
+            base_url="https://mirror.example/b/",
+            layout=tmp_path / "owmeta-bundles",
+            signers=[ALICE],
+        )
+    assert info.value.observed == str(index)
+    left = sorted(p.name for p in (tmp_path / "owmeta-bundles").iterdir())
+    assert left == ["files", "index.json"]  # nothing laid out into the checkout
 
 
 BAD_ARGUMENTS: dict[str, dict[str, Any]] = {
