@@ -57,17 +57,36 @@ class _Out:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=sys.stderr)
+            print(_printable(text), file=sys.stderr)
 
     def status(self, ok: bool, text: str) -> None:
         if not self.quiet or not ok:
-            print(f"{'OK' if ok else 'FAIL'}: {text}", file=sys.stderr)
+            print(_printable(f"{'OK' if ok else 'FAIL'}: {text}"), file=sys.stderr)
 
     def data(self, value: Any) -> None:
-        print(json.dumps(value, indent=2, ensure_ascii=False))
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a non-UTF-8 file name: escaped, so stdout stays UTF-8
+            text = json.dumps(value, indent=2)
+        print(text)
 
     def line(self, text: str) -> None:
-        print(text)
+        print(_printable(text))
+
+
+def _printable(text: str) -> str:
+    """``text`` as valid Unicode: the bytes of a file name that is not UTF-8 (lone surrogates,
+    as Python decodes them) written as ``\\xff``, which every stream can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte (from JSON text)
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -124,10 +143,10 @@ def _progress(label: str, total: int, out: _Out) -> Any:
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool, path: str) -> bytes | None:
     env = getattr(args, "passphrase_env", None)
     if env:
-        value = os.environ.get(env)
+        value = os.environb.get(os.fsencode(env))  # its bytes, whatever their encoding
         if value is None:
             raise UsageError(f"environment variable {env} is not set", observed=env)
-        return value.encode("utf-8")
+        return value
     if not getattr(args, "encrypt", False) and confirm:
         return None
     if not sys.stdin.isatty():
@@ -1105,7 +1124,7 @@ def _failed(error: Error, args: argparse.Namespace, out: _Out) -> int:
         traceback.print_exc()
     if out.as_json:
         out.data({"ok": False, "error": error.to_json()})
-    print(f"FAIL: {error.diagnostics() if args.verbose else error}", file=sys.stderr)
+    print(_printable(f"FAIL: {error.diagnostics() if args.verbose else error}"), file=sys.stderr)
     return error.exit_code
 
 

@@ -76,7 +76,7 @@ class Error(Exception):
     def __str__(self) -> str:
         parts = [self.message]
         where = self.path if self.path is not None else self.uri
-        if where is not None and where not in self.message:
+        if where is not None and not _names(self.message, where):
             parts.insert(0, f"{where}:")
         return " ".join(parts) + self.contrast()
 
@@ -104,6 +104,15 @@ class Error(Exception):
             if value is not None:
                 out[name] = value if isinstance(value, (int, float, bool)) else str(value)
         return out
+
+
+def _names(message: str, where: str) -> bool:
+    """Whether ``message`` already names ``where`` as a whole (the path ``e`` is not named by
+    "cannot read manifest", nor ``data`` by "not a directory")."""
+    import re
+
+    edge = r"[\w./~-]"
+    return re.search(f"(?<!{edge}){re.escape(where)}(?!{edge})", message) is not None
 
 
 class UsageError(Error):

@@ -45,6 +45,17 @@ class TrustPolicy:
     revoked: frozenset[str] = frozenset()
     minimum_threshold: int = 1
 
+    def __post_init__(self) -> None:
+        # A pattern given as one string would be read a character at a time, and its "*"
+        # would trust the key for every dataset.
+        for did, patterns in self.scoped.items():
+            if isinstance(patterns, (str, bytes)) or not all(isinstance(p, str) for p in patterns):
+                raise TypeError(
+                    f"scoped[{did!r}] must be a sequence of dataset id patterns (strings), "
+                    f"not {patterns!r}"
+                )
+        object.__setattr__(self, "scoped", {d: tuple(p) for d, p in self.scoped.items()})
+
     @classmethod
     def from_keys(
         cls, keys: Iterable[str], *, revoked: Iterable[str] = (), minimum_threshold: int = 1

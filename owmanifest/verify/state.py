@@ -38,7 +38,13 @@ class StateStore:
         return cls(state_dir() / "datasets")
 
     def _path(self, dataset_id: str) -> Path:
-        return self.directory / (hashlib.sha256(dataset_id.encode("utf-8")).hexdigest() + ".json")
+        try:
+            encoded = dataset_id.encode("utf-8")
+        except UnicodeEncodeError as exc:  # from a command line that is not UTF-8
+            raise UsageError(
+                "a dataset id is an IRI: valid UTF-8 text", observed=ascii(dataset_id)
+            ) from exc
+        return self.directory / (hashlib.sha256(encoded).hexdigest() + ".json")
 
     def anchor(self, dataset_id: str) -> TrustAnchor | None:
         """The trusted version recorded for ``dataset_id``, if any.

@@ -47,7 +47,7 @@ def policy_from_trust_data(
             did = key["id"]
             if key.get("revoked"):
                 revoked.add(did)
-            elif key.get("datasets"):
+            elif "datasets" in key:  # (never empty in a valid trust file)
                 scoped[did] = tuple(scoped.get(did, ())) + tuple(key["datasets"])
             else:
                 trusted.add(did)

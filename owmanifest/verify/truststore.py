@@ -51,8 +51,19 @@ class TrustStore:
         return read_trust_file(self.path)
 
     def _save(self, doc: dict[str, Any]) -> None:
+        """Write ``doc``, which must be a valid trust file: a store that no longer reads would
+        stop every later command, and ``trust remove`` could not mend it."""
+        from ..schemas import validate
+
+        validate(doc, "trust", source=str(self.path), error=UsageError)
+        try:
+            data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError as exc:  # a name or pattern from a non-UTF-8 command line
+            raise UsageError(
+                "text for the trust store is not valid UTF-8", path=str(self.path)
+            ) from exc
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(self.path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), mode=0o600)
+        write_atomic(self.path, data, mode=0o600)
 
     def entries(self) -> list[dict[str, Any]]:
         keys: list[dict[str, Any]] = self.load()["keys"]
@@ -75,6 +86,12 @@ class TrustStore:
                 entry first if that was a mistake).
         """
         did = _check_did(did)
+        if datasets is not None and not all(datasets):
+            raise UsageError(
+                "a dataset pattern may not be empty (leave --dataset out to trust the key for "
+                "every dataset)",
+                observed=datasets,
+            )
         doc = self.load()
         for entry in doc["keys"]:
             if entry["id"] == did:

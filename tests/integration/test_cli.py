@@ -627,3 +627,27 @@ def test_extra_files_are_reported_whether_or_not_the_tree_verifies(
     assert code == 1 and "extra (not in manifest): extra.txt" in err  # (a review found it hidden)
     code, _, err = run(capsys, "verify", m, data, *trust, "--strict")
     assert code == 1 and "extra.txt" in err and "extra (not in manifest)" not in err  # once
+
+
+def test_json_output_stays_utf8_with_a_file_name_that_is_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = str(tmp_path / "m\udcff.jsonld")  # a byte 0xff in the name, as argv decodes it
+    code, out, _ = run(capsys, "show", name, "--json")
+    assert code == 2
+    out.encode("utf-8")  # (it held a lone surrogate, written to stdout as a raw 0xff byte)
+    assert json.loads(out)["error"]["path"] == name
+
+
+def test_a_passphrase_is_the_variables_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PW", os.fsdecode(b"\xff\xfe not UTF-8"))  # as the environment decodes it
+    key = str(tmp_path / "k.key")
+    code, out, err = run(capsys, "keygen", "--out", key, "--encrypt", "--passphrase-env", "PW")
+    assert code == 0, err
+    m = str(tmp_path / "m.jsonld")
+    create = ["create", str(ASSETS / "dataset"), "--id", "https://x.org/pw", "--version", "1"]
+    assert run(capsys, *create, "--signer", out.strip(), "-o", m)[0] == 0
+    code, _, err = run(capsys, "sign", m, "--key", key, "--passphrase-env", "PW")
+    assert code == 0, err

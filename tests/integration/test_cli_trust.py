@@ -157,3 +157,21 @@ def test_given_trust_that_trusts_nobody_never_falls_back_to_the_store(
         code, _, err = run(capsys, "verify", signed, *given, "--no-state")
         assert code == 2 and "trusts no key" in err, (given, err)
     assert run(capsys, "verify", signed, "--no-state")[0] == 0  # the store itself trusts alice
+
+
+def test_the_trust_store_is_never_written_invalid(capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty pattern or a name that is not UTF-8 was written, and the store then refused
+    every later command, `trust remove` included (found by a review)."""
+    assert run(capsys, "trust", "add", DIDS["alice"])[0] == 0
+    for bad in (["--dataset", ""], ["--dataset", "https://x/*", "--dataset", ""],
+                ["--name", "caf\udcff"]):  # fmt: skip
+        code, _, err = run(capsys, "trust", "add", DIDS["alice"], *bad)
+        assert code == 2, (bad, err)
+    code, out, _ = run(capsys, "trust", "list", "--json")
+    assert code == 0 and json.loads(out)["keys"][0].get("datasets") is None  # untouched
+
+
+def test_a_dataset_id_that_is_not_utf8_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    for action in ("show", "forget"):
+        code, out, err = run(capsys, "state", action, "https://ex.org/\udcff", "--json")
+        assert code == 2 and "UTF-8" in err and json.loads(out)["ok"] is False

@@ -285,6 +285,17 @@ BAD_TRUST_FILES = {
     "wrong-type": b'{"type": "x", "version": 1, "keys": []}',
     "bad-did": b'{"type": "owmanifest-trust", "version": 1, "keys": [{"id": "did:web:x"}]}',
     "unknown-field": b'{"type": "owmanifest-trust", "version": 1, "keys": [], "x": 1}',
+    # an empty list of datasets read as "every dataset" (found by a review)
+    "no-datasets": (
+        b'{"type": "owmanifest-trust", "version": 1, "keys": [{"id": "'
+        + DIDS["alice"].encode()
+        + b'", "datasets": []}]}'
+    ),
+    "empty-pattern": (
+        b'{"type": "owmanifest-trust", "version": 1, "keys": [{"id": "'
+        + DIDS["alice"].encode()
+        + b'", "datasets": [""]}]}'
+    ),
 }
 
 
@@ -294,6 +305,18 @@ def test_bad_trust_file(tmp_path: Path, data: bytes) -> None:
     p.write_bytes(data)
     with pytest.raises(UsageError):
         TrustStore(tmp_path / "store.json").import_file(p)
+
+
+def test_patterns_given_as_one_string_are_refused() -> None:
+    # one string would be read a character at a time, and its "*" trusts every dataset
+    with pytest.raises(TypeError, match="sequence of dataset id patterns"):
+        TrustPolicy(scoped={DIDS["alice"]: "https://nothere.example/*"})  # type: ignore[dict-item]
+    policy = TrustPolicy(scoped={DIDS["alice"]: ["https://openworm.org/*"]})  # type: ignore[dict-item]
+    assert policy.scoped[DIDS["alice"]] == ("https://openworm.org/*",)
+    # an empty scope, from Python (a trust file may not hold one), trusts for no dataset
+    v = make(1, ["alice"], 1, ["alice"])
+    with pytest.raises(PolicyError):
+        verify_manifest(v, TrustPolicy(scoped={DIDS["alice"]: ()}))
 
 
 @settings(deadline=None, max_examples=40)
