@@ -82,6 +82,9 @@ class _Held:
         transport._release(self.conn, reusable=False)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class HttpTransport(RangeTransport):
     """Byte ranges from an HTTP or HTTPS mirror.
 
@@ -284,13 +287,26 @@ class HttpTransport(RangeTransport):
             raise FetchError(f"{self.name}: redirect without a Location", uri=url)
         new = urljoin(url, location.strip())
         old_parts, new_parts = urlsplit(url), urlsplit(new)
+        old_scheme, new_scheme = old_parts.scheme.lower(), new_parts.scheme.lower()
         same_host = (old_parts.hostname or "").lower() == (new_parts.hostname or "").lower()
-        downgrade = old_parts.scheme.lower() == "https" and new_parts.scheme.lower() != "https"
-        if new_parts.scheme.lower() not in ("http", "https") or not same_host or downgrade:
+        try:
+            ports = (
+                old_parts.port or _DEFAULT_PORTS.get(old_scheme),
+                new_parts.port or _DEFAULT_PORTS.get(new_scheme),
+            )
+        except ValueError:  # a port that is not a number
+            ports = (None, -1)
+        # The same origin (scheme, host, port): another port is another server, which would
+        # get the credentials; only http -> https on its default port is an upgrade.
+        same_origin = same_host and (
+            (old_scheme, ports[0]) == (new_scheme, ports[1])
+            or (old_scheme, new_scheme, ports[1]) == ("http", "https", 443)
+        )
+        if new_scheme not in ("http", "https") or not same_origin:
             raise FetchError(
-                f"{self.name}: refusing a redirect to another host or scheme",
+                f"{self.name}: refusing a redirect to another host, port or scheme",
                 uri=url,
-                expected=f"{old_parts.scheme}://{old_parts.hostname}/...",
+                expected=f"{old_parts.scheme}://{old_parts.netloc}/...",
                 observed=new,
             )
         return new

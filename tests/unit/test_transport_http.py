@@ -40,6 +40,7 @@ EXPECTED_REASON = {
     "not-found": "does not have",
     "server-error": "HTTP 500",
     "redirect-other-host": "refusing a redirect",
+    "redirect-other-port": "refusing a redirect",  # it would get the credentials (a review)
     "redirect-loop": "more than 5 redirects",
     "reset": "Connection",
     "stall": "no verified progress",

@@ -123,6 +123,7 @@ LIES = (
     "not-found",  # 404
     "server-error",  # 500
     "redirect-other-host",  # 302 to the same file on "localhost" instead of 127.0.0.1
+    "redirect-other-port",  # 302 to the same host, another port: another server
     "redirect-loop",  # 302 to itself
     "reset",  # half the body, then a TCP reset
     "stall",  # headers and a few bytes, then nothing
@@ -166,6 +167,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._redirect(f"/honest/{raw.split('/', 2)[2]}")
         if mode == "redirect-other-host":
             return self._redirect(f"http://localhost:{self.server.port}/honest/{rel}")
+        if mode == "redirect-other-port":
+            return self._redirect(f"http://127.0.0.1:{self.server.port + 1}/honest/{rel}")
         if mode == "redirect-loop":
             return self._redirect(raw)
         if mode == "redirect-downgrade":
