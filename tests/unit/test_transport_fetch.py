@@ -529,6 +529,32 @@ def test_bad_piece_drops_the_source_for_that_file(ds: Dataset, tmp_path: Path) -
     assert "piece 3" in problem.message
 
 
+@pytest.mark.parametrize("kind", ["fifo", "symlink-to-fifo"])
+def test_a_fifo_in_a_mirror_fails_that_file_only(ds: Dataset, tmp_path: Path, kind: str) -> None:
+    """Opening a FIFO waited for a writer forever: the stall dropped the whole mirror, and
+    every other file it held was lost (found by a review)."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(ds.root, mirror)
+    (mirror / "big.bin").unlink()
+    if kind == "fifo":
+        os.mkfifo(mirror / "big.bin")
+    else:
+        os.mkfifo(tmp_path / "pipe")
+        (mirror / "big.bin").symlink_to(tmp_path / "pipe")
+    dest = tmp_path / "dest"
+    local = LocalTransport(mirror)
+    with pytest.raises(FetchError) as info:
+        run(ds, dest, [local], stall_timeout=60)
+    report = info.value.report  # type: ignore[attr-defined]
+    (problem,) = report.problems
+    assert problem.path == "big.bin" and "not a regular file" in problem.message
+    assert "a FIFO" in problem.message
+    for path, size in SIZES.items():  # every other file came from that mirror
+        if path != "big.bin":
+            assert (dest / path).stat().st_size == size
+    assert report.bytes_by_source[local.name] == sum(SIZES.values()) - SIZES["big.bin"]
+
+
 class BreaksAfter(RangeTransport):
     """Serves ranges of ``big.bin`` a piece per chunk, and resets after ``pieces`` chunks."""
 
