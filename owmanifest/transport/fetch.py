@@ -237,6 +237,10 @@ def _select(manifest: Manifest, files: Sequence[FileEntry] | None) -> list[FileE
     return out
 
 
+class _InTheWay(PathError):
+    """Something that is not a directory where a file's path needs one: that file fails."""
+
+
 def _final_path(dest: Path, rel: str) -> Path:
     """The final path of manifest path ``rel`` under the resolved ``dest``.
 
@@ -257,12 +261,19 @@ def _final_path(dest: Path, rel: str) -> Path:
             st = os.lstat(current)
         except FileNotFoundError:
             break
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
             raise PathError(
                 f"refusing to write {rel!r} through {current}",
                 path=str(current),
                 expected="a directory",
-                observed="a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory",
+                observed="a symbolic link",
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise _InTheWay(
+                f"{current} is in the way: the dataset has a directory there",
+                path=str(current),
+                expected="a directory",
+                observed="not a directory",
             )
     final = dest.joinpath(*parts)
     if not final.parent.resolve().is_relative_to(dest):  # pragma: no cover - belt and braces
@@ -672,7 +683,13 @@ class _Fetcher:
         jobs: list[_Job] = []
         candidates: list[_Job] = []
         for entry in self.entries:
-            final = _final_path(self.dest, entry.path)
+            try:
+                final = _final_path(self.dest, entry.path)
+            except _InTheWay as exc:  # the user's file: kept, and only this one fails
+                job = _Job(entry, self.dest / entry.path, area.file(entry, self.piece_length))
+                self._problem(job, "destination", exc.message)
+                jobs.append(job)
+                continue
             job = _Job(entry, final, area.file(entry, self.piece_length))
             try:
                 st = os.lstat(final)

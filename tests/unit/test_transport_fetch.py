@@ -474,6 +474,23 @@ def test_directory_in_the_way_fails_that_file_only(ds: Dataset, tmp_path: Path) 
     ds.check(dest, ["one-piece.bin", "dir/sub/small.txt", "empty"])
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_file_where_a_directory_goes_fails_the_files_below_only(
+    ds: Dataset, tmp_path: Path, force: bool
+) -> None:
+    """It aborted the whole fetch, even with --force (found by a review); the user's file is
+    kept, and only the dataset's files below that path fail."""
+    dest = tmp_path / "dest"
+    (dest / "dir").mkdir(parents=True)
+    (dest / "dir" / "sub").write_bytes(b"mine\n")
+    with pytest.raises(IncompleteFetchError) as info:
+        run(ds, dest, [LocalTransport(ds.root)], replace=force)
+    assert info.value.report.failed == ("dir/sub/small.txt",)
+    assert "in the way" in str(info.value)
+    assert (dest / "dir" / "sub").read_bytes() == b"mine\n"
+    ds.check(dest, ["big.bin", "one-piece.bin", "empty"])
+
+
 def test_only_selected_files(ds: Dataset, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     wanted = [ds.entry("big.bin"), ds.entry("empty"), ds.entry("big.bin")]
