@@ -215,6 +215,7 @@ class PartialFile:
             self._dirty = True
         if seed is not None:
             self._seed(checker, seed)
+        self._fit()
         self.save(force=True)
         return self.verified_bytes(checker)
 
@@ -262,9 +263,26 @@ class PartialFile:
         self.close()
         self.verified = set()
         good = self._check(checker, range(checker.num_pieces))
+        self._fit()
         self._dirty = True
         self.save(force=True)
         return good
+
+    def _fit(self) -> None:
+        """Make the data file exactly the entry's size. Bytes past it are no part of the file
+        (an earlier, longer version's; a directory transport's extra bytes): left there, the
+        whole file never matched its root, while every piece did, so no source was asked for
+        anything and the file could not be fetched at all (found by a review)."""
+        flags = os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.data_path, flags)
+        except OSError:
+            return  # none yet, or not a regular file (_open replaces it)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size != self.entry.size:
+                os.ftruncate(fd, self.entry.size)
+        finally:
+            os.close(fd)
 
     def _check(
         self, checker: PieceChecker, indices: Iterable[int], *, skip_zeros: bool = False

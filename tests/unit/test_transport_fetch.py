@@ -695,6 +695,24 @@ def test_interrupt_and_resume(ds: Dataset, tmp_path: Path) -> None:
         assert not asked & verified.get(path, set()), (path, offset, length)
 
 
+@pytest.mark.parametrize("extra", [1, PIECE + 3])
+def test_a_partial_file_longer_than_the_file_is_cut_to_size(
+    ds: Dataset, tmp_path: Path, extra: int
+) -> None:
+    """Every piece verified but the whole file never matched, so nothing was asked of any
+    source and the file could not be fetched until the partial area was deleted (found by a
+    review: a file that shrank between versions, or a directory transport's extra bytes)."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with PartialArea(dest) as area:
+        pf = area.file(ds.entry("big.bin"), PIECE)
+        pf.data_path.write_bytes(ds.data["big.bin"] + b"\xff" * extra)
+    source = Tampering(ds.root)
+    run(ds, dest, [source])
+    ds.check(dest)
+    assert not [r for r in source.requests if r[0] == "big.bin"]  # its pieces were all there
+
+
 def test_without_piece_layer_whole_file_is_verified(ds: Dataset, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     liar = Tampering(ds.root, {"big.bin": {PIECE * 6}})
