@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, final, runtime_checkable
@@ -110,6 +110,21 @@ class Transport(ABC):  # noqa: B024 - abstract through its two kinds
                         f"{cls.__qualname__} must not override {base.__qualname__}.{method}; "
                         "implement the abstract method instead"
                     )
+
+    #: Set by the fetcher while it reads from this transport (see :meth:`alive`).
+    _on_alive: Callable[[], None] | None = None
+
+    def alive(self) -> None:
+        """Say that the transport is making progress it cannot show as bytes yet.
+
+        For example an HTTP mirror without range support, whose whole answer must be read up
+        to the requested range: the fetcher's stall timeout (which otherwise counts only
+        verified bytes) starts again. Call it once per piece's worth of work or so, not per
+        byte. Outside a fetch it does nothing.
+        """
+        callback = self._on_alive
+        if callback is not None:
+            callback()
 
     def abort(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Interrupt a read in progress in another thread (for example by closing sockets).

@@ -427,7 +427,11 @@ class _Pump:
                 continue
         return False
 
+    def _alive(self) -> None:
+        self._put(("alive", None))
+
     def _run(self) -> None:
+        self.source._on_alive = self._alive
         try:
             for offset, length in self.spans:
                 chunks = self.source.read_range(self.entry, offset, length)
@@ -454,6 +458,8 @@ class _Pump:
             self._put(("done", None))
         except BaseException as exc:  # handed to the fetcher, which re-raises it
             self._put(("error", exc))
+        finally:
+            self.source._on_alive = None
 
     def get(self, timeout: float) -> tuple[str, Any]:
         """The next item; raises ``queue.Empty`` after ``timeout`` seconds."""
@@ -911,6 +917,9 @@ class _Fetcher:
         try:
             while order:
                 kind, value = self._next(pump, source, job, last)
+                if kind == "alive":  # working towards the range (Transport.alive)
+                    last = time.monotonic()
+                    continue
                 if kind == "error":
                     raise value
                 if kind == "done":
@@ -999,6 +1008,8 @@ class _Fetcher:
         """
         try:
             kind, value = self._next(pump, source, job, since)
+            while kind == "alive":
+                kind, value = self._next(pump, source, job, time.monotonic())
             if kind == "error":
                 raise value
             if kind == "chunks":  # pragma: no cover - read_range prevents this
@@ -1032,6 +1043,9 @@ class _Fetcher:
             mark = 0  # bytes received when the stall timer last restarted
             while received < entry.size:
                 kind, value = self._next(pump, source, job, last)
+                if kind == "alive":
+                    last = time.monotonic()
+                    continue
                 if kind == "error":
                     raise value
                 if kind == "done":

@@ -84,6 +84,9 @@ class _Held:
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: How many skipped bytes of a whole-file answer make one Transport.alive().
+_ALIVE_BYTES = 1 << 20
+
 
 class HttpTransport(RangeTransport):
     """Byte ranges from an HTTP or HTTPS mirror.
@@ -326,7 +329,7 @@ class HttpTransport(RangeTransport):
                 a wrong ``Content-Range``/``Content-Length``, an encoded or multipart body,
                 or the connection failed mid-body.
         """
-        held = self._take_held(entry.path, offset)
+        held = self._take_held(entry, offset)
         if held is not None:
             conn, resp, url = held.conn, held.resp, held.url
         else:
@@ -404,9 +407,15 @@ class HttpTransport(RangeTransport):
     def _discard(
         self, resp: http.client.HTTPResponse, url: str, entry: FileEntry, count: int
     ) -> None:
-        """Read and drop the first ``count`` bytes of a whole-file answer."""
-        for _ in self._body(resp, url, entry, count):
-            pass
+        """Read and drop the next ``count`` bytes of a whole-file answer, saying that the
+        transport is alive every MiB (on resume, the verified start of a large file can take
+        longer than the stall timeout to skip; found by a review)."""
+        since = 0
+        for chunk in self._body(resp, url, entry, count):
+            since += len(chunk)
+            if since >= _ALIVE_BYTES:
+                self.alive()
+                since = 0
 
     def _hold(self, held: _Held) -> None:
         with self._lock:
@@ -414,13 +423,23 @@ class HttpTransport(RangeTransport):
         if old is not None:
             old.close(self)
 
-    def _take_held(self, path: str, offset: int) -> _Held | None:
-        """The held rest of ``path``'s body if it starts at ``offset``; any other is dropped."""
+    def _take_held(self, entry: FileEntry, offset: int) -> _Held | None:
+        """The held rest of ``path``'s body, moved on to ``offset`` if that lies ahead (the
+        bytes between are read and dropped: cheaper than asking for the whole file again,
+        which a range with gaps before it did once per gap); any other is dropped."""
         with self._lock:
             held, self._held = self._held, None
-        if held is not None and (held.path, held.position) != (path, offset):
+        if held is None:
+            return None
+        if held.path != entry.path or offset < held.position:
             held.close(self)
             return None
+        if offset > held.position:
+            try:
+                self._discard(held.resp, held.url, entry, offset - held.position)
+            except BaseException:
+                held.close(self)
+                raise
         return held
 
     def _drop_held(self) -> None:

@@ -572,6 +572,29 @@ def test_a_fifo_in_a_mirror_fails_that_file_only(ds: Dataset, tmp_path: Path, ki
     assert report.bytes_by_source[local.name] == sum(SIZES.values()) - SIZES["big.bin"]
 
 
+class SlowToStart(RangeTransport):
+    """Works for a while before its first byte of each range, saying it is alive."""
+
+    def __init__(self, directory: Path, seconds: float) -> None:
+        self.directory = directory
+        self.seconds = seconds
+        self.name = "slow-to-start"
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            self.alive()
+        yield (self.directory / entry.path).read_bytes()[offset : offset + length]
+
+
+def test_a_transport_that_says_it_is_alive_does_not_stall(ds: Dataset, tmp_path: Path) -> None:
+    # e.g. an HTTP mirror without range support skipping to the range (Transport.alive)
+    source = SlowToStart(ds.root, 2.5)  # longer than the timeout, with 1 s to spare
+    run(ds, tmp_path / "dest", [source], stall_timeout=1.0, files=[ds.entry("big.bin")])
+    ds.check(tmp_path / "dest", ["big.bin"])
+
+
 class BreaksAfter(RangeTransport):
     """Serves ranges of ``big.bin`` a piece per chunk, and resets after ``pieces`` chunks."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import shutil
 import socket
 import ssl
@@ -292,6 +293,36 @@ def test_a_resume_from_a_mirror_without_range_support_skips_to_the_gap(
     ds.check(dest)
     assert not report.problems
     assert len([r for r in server.requests[before:] if r.path == "big.bin"]) == 1
+
+
+def test_ranges_with_gaps_from_a_mirror_without_range_support_read_the_file_once(
+    ds: Dataset, server: RangeServer
+) -> None:
+    """Each range that started after the held body's position asked for the whole file
+    again: a resume with scattered missing pieces cost one whole file per gap (a review)."""
+    entry = ds.entry("big.bin")
+    t = HttpTransport(server.url("ignore-range"))
+    before = len(server.requests)
+    for index in (0, 2, 3):  # pieces 1 and 3+ are skipped by the reader, not asked again
+        data = b"".join(t.read_range(entry, index * PIECE, 100))
+        assert data == ds.data["big.bin"][index * PIECE : index * PIECE + 100]
+    assert len(server.requests) - before == 1
+    t.close()
+
+
+def test_skipping_to_the_range_says_the_mirror_is_alive(
+    ds: Dataset, server: RangeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipping the verified start of a large file on resume took longer than the stall
+    timeout, which counts verified bytes: every resume stalled (found by a review)."""
+    monkeypatch.setattr(importlib.import_module("owmanifest.transport.http"), "_ALIVE_BYTES", PIECE)
+    entry = ds.entry("big.bin")
+    t = HttpTransport(server.url("ignore-range"))
+    beats: list[None] = []
+    t._on_alive = lambda: beats.append(None)
+    assert b"".join(t.read_range(entry, 3 * PIECE, 10)) == ds.data["big.bin"][3 * PIECE :][:10]
+    assert beats  # (once per chunk of at least _ALIVE_BYTES read)
+    t.close()
 
 
 def test_read_range_checks_without_fetch(ds: Dataset, server: RangeServer) -> None:
