@@ -518,19 +518,21 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
     target = args.output or args.manifest
     if target == "-" and out.as_json:
         raise UsageError("--json and the signed manifest would share stdout: give -o FILE")
+    document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
     if args.output is not None and args.output != "-":
+        # sign writes the format it read (found by a review: TriG went into a .jsonld file,
+        # and a .trig output of a TriG manifest was refused as not JSON-LD)
         _check_format_named(
             args.output,
-            "json-ld",
-            "sign writes JSON-LD, which the output's name disagrees with (sign into a .jsonld "
-            "file, then convert it)",
+            document.format,
+            f"sign writes the manifest's own format, {document.format}, which the output's "
+            "name disagrees with (name it for that format, or convert after signing)",
         )
     in_place = args.output is None or (
         args.manifest != "-" and _same_entry(Path(args.output), Path(args.manifest))
     )
     if not in_place and args.output != "-":
         _check_output(Path(args.output), args.force)
-    document = _read(args.manifest, stream=True)  # sign needs the JSON, not each quad
     key = _load_key(args)
     data = sign_document(
         document,

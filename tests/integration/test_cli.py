@@ -288,6 +288,23 @@ def test_create_writes_trig_and_nquads(
     assert code == 0 and json.loads(out)["id"] == "https://x.org/d"
 
 
+@pytest.mark.parametrize("suffix", ["trig", "nq"])
+def test_sign_writes_the_format_it_read_under_a_name_that_says_so(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TriG went into a .jsonld output, and a .trig output of a TriG manifest was refused as
+    'not JSON-LD' (found by a review)."""
+    source = tmp_path / f"m.{suffix}"
+    assert run(capsys, *_CREATE, "-o", str(source))[0] == 0
+    key = ["--key", str(ASSETS / "alice.key"), "--allow-unlisted"]
+    code, _, err = run(capsys, "sign", str(source), *key, "-o", str(tmp_path / "s.jsonld"))
+    assert code == 2 and "disagrees" in err and not (tmp_path / "s.jsonld").exists()
+    code, _, err = run(capsys, "sign", str(source), *key, "-o", str(tmp_path / f"s.{suffix}"))
+    assert code == 0, err
+    code, out, _ = run(capsys, "show", str(tmp_path / f"s.{suffix}"), "--json")
+    assert code == 0 and len(json.loads(out)["proofs"]) == 1
+
+
 def test_sign_does_not_overwrite_another_file_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
