@@ -551,6 +551,8 @@ def import_index(
         signers=signer_list,
         threshold=threshold if threshold is not None else len(set(signer_list)),
         created=created,
+        mirrors=all_mirrors,
+        trackers=trackers,
     )
     index_path = Path(index)
     entries = read_index(index_path)

@@ -194,6 +194,9 @@ def check_build_arguments(
     created: str | None = None,
     expires: str | None = None,
     piece_length: int | None = None,
+    license: str | None = None,
+    mirrors: Sequence[str] = (),
+    trackers: Sequence[str] = (),
 ) -> list[str]:
     """Check the arguments of :func:`build_manifest` that do not need the directory, so that
     a caller can refuse bad ones before any long or lasting work; returns the signers, sorted
@@ -202,7 +205,20 @@ def check_build_arguments(
     Raises:
         UsageError: naming the argument, what it must be and what it is.
     """
+    from ..schemas import is_absolute_iri
+
     _check_dataset_id(dataset_id)
+    # What the manifest schema requires of them, which every reader checks: a manifest written
+    # without these checks could never be shown, signed or verified (found by a review).
+    named: list[tuple[str, str]] = [("license", license)] if license is not None else []
+    named += [("mirror", m) for m in mirrors] + [("tracker", t) for t in trackers]
+    for name, value in named:
+        if not is_absolute_iri(value):
+            raise UsageError(
+                f"the {name} must be an absolute IRI (a URL)",
+                expected="e.g. https://... (no spaces)",
+                observed=value,
+            )
     if not 1 <= version <= MAX_VERSION:
         raise UsageError(
             "version must be a positive integer of at most 20 digits",
@@ -296,6 +312,9 @@ def build_manifest(
         created=created,
         expires=expires,
         piece_length=piece_length,
+        license=license,
+        mirrors=mirrors,
+        trackers=trackers,
     )
     files, skipped = scan_directory(directory, strict=strict, exclude=exclude)
     total = sum(f.size for f in files)

@@ -86,6 +86,12 @@ def _file_rules() -> tuple[frozenset[str], frozenset[str], re.Pattern[str], re.P
     )
 
 
+def is_absolute_iri(value: str) -> bool:
+    """Whether ``value`` is an absolute IRI as the manifest schema requires of ids, licenses,
+    mirrors and trackers (its own pattern, applied as jsonschema applies it)."""
+    return _file_rules()[2].search(value) is not None
+
+
 def _files_valid(instance: Any) -> bool:
     """Whether every object of a manifest's ``files`` array is plainly valid (a fast path).
 

@@ -255,6 +255,10 @@ BAD_USAGE = {
         "http://[::1",
     ],
     "create-to-stdout": [*_CREATE, "-o", "-", "--format", "json-ld"],
+    # what the manifest schema refuses on reading must be refused before writing (a review)
+    "create-license-not-an-iri": [*_CREATE, "-o", "/tmp/owm-never.jsonld", "--license", "MIT"],
+    "create-mirror-not-a-url": [*_CREATE, "-o", "/tmp/owm-never.jsonld", "--mirror", "not a url"],
+    "create-tracker-not-a-url": [*_CREATE, "-o", "/tmp/owm-never.jsonld", "--tracker", "x"],
     "keygen-to-stdout": ["keygen", "--out", "-"],
     "trust-remove-unknown": [
         "trust",
