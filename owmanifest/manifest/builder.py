@@ -210,14 +210,15 @@ def check_build_arguments(
     _check_dataset_id(dataset_id)
     # What the manifest schema requires of them, which every reader checks: a manifest written
     # without these checks could never be shown, signed or verified (found by a review).
-    named: list[tuple[str, str]] = [("license", license)] if license is not None else []
-    named += [("mirror", m) for m in mirrors] + [("tracker", t) for t in trackers]
-    for name, value in named:
-        if not is_absolute_iri(value):
+    named = [("mirror", m) for m in mirrors] + [("tracker", t) for t in trackers]
+    if license is not None:
+        named.append(("license", license))
+    for what, text in named:
+        if not is_absolute_iri(text):
             raise UsageError(
-                f"the {name} must be an absolute IRI (a URL)",
+                f"the {what} must be an absolute IRI (a URL)",
                 expected="e.g. https://... (no spaces)",
-                observed=value,
+                observed=text,
             )
     if not 1 <= version <= MAX_VERSION:
         raise UsageError(
