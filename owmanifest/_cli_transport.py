@@ -89,23 +89,28 @@ def _can_find_peers(args: argparse.Namespace, manifest: Manifest) -> bool:
 
 def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     from .cli import (
+        _check_state_options,
         _only,
         _outcome_lines,
         _outcomes_json,
         _policy,
         _read,
         _verified_json,
+        record_state,
         verify_with_state,
     )
     from .errors import VerificationError
     from .transport import IncompleteFetchError, fetch, open_sources
     from .verify.tree import verify_tree
 
+    _check_state_options(args)
+    if os.path.lexists(args.dest) and not os.path.isdir(args.dest):
+        raise UsageError("the destination exists and is not a directory", path=args.dest)
     policy = _policy(args, out)
     document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
-        vm = verify_with_state(args, out, document, policy)
+        vm = verify_with_state(args, out, document, policy, record=False)
     except VerificationError as exc:
         out.status(False, f"{document.source}: {exc.message}{exc.contrast()}")
         for line in _outcome_lines(exc.outcomes):
@@ -168,6 +173,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             expected="a BitTorrent torrent/info-hash or a mirror",
         )
     sources = local_first(sources)
+    record_state(args, vm)  # the input is good (bad input changes nothing, the state included)
     out.info("sources: " + ", ".join(s.name for s in sources))
     if bt is not None and sources[-1] is not bt:
         out.info(

@@ -553,10 +553,17 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
 
 
 def verify_with_state(
-    args: argparse.Namespace, out: _Out, document: ManifestDocument, policy: TrustPolicy
+    args: argparse.Namespace,
+    out: _Out,
+    document: ManifestDocument,
+    policy: TrustPolicy,
+    *,
+    record: bool = True,
 ) -> VerifiedManifest:
     """Verify directly or, failing that, by following rotations from the recorded version;
-    then apply rollback protection and record the new version (unless --no-state).
+    then apply rollback protection and record the new version (unless --no-state; without
+    ``record``, the caller records it with :func:`record_state` once the rest of its input is
+    known to be good: bad input changes nothing).
 
     Raises:
         VerificationError: the manifest cannot be trusted (or is a rollback).
@@ -595,8 +602,34 @@ def verify_with_state(
                 "(the recorded version is kept: the next run refuses an older one again)"
             )
         store.check(vm, allow_downgrade=allow_downgrade)
-        store.record(vm)
+        if record:
+            store.record(vm)
     return vm
+
+
+def record_state(args: argparse.Namespace, vm: VerifiedManifest) -> None:
+    """Record ``vm`` as the trusted version (unless --no-state); see :func:`verify_with_state`."""
+    if not getattr(args, "no_state", False):
+        from .verify.state import StateStore
+
+        StateStore.default().record(vm)
+
+
+def _check_state_options(args: argparse.Namespace) -> None:
+    """Refuse options that --no-state makes meaningless (silently ignored before).
+
+    Raises:
+        UsageError: naming them.
+    """
+    if not getattr(args, "no_state", False):
+        return
+    chain, downgrade = getattr(args, "chain", None), getattr(args, "allow_downgrade", False)
+    for flag, given in (("--chain", chain), ("--allow-downgrade", downgrade)):
+        if given:
+            raise UsageError(
+                f"{flag} works from the recorded version, which --no-state leaves out",
+                expected=f"--no-state or {flag}, not both",
+            )
 
 
 def _only(manifest: Manifest, globs: Sequence[str]) -> list[FileEntry]:
@@ -625,11 +658,22 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     from .errors import FileVerificationError, VerificationError
     from .verify.tree import verify_tree
 
+    _check_state_options(args)
+    if args.directory is None:
+        for flag, given in (("--only", args.only), ("--strict", args.strict),
+                            ("--fast", args.fast)):  # fmt: skip
+            if given:
+                raise UsageError(
+                    f"{flag} is about the files: give the DIRECTORY to check",
+                    expected="owmanifest verify MANIFEST DIRECTORY",
+                )
+    elif not os.path.isdir(args.directory):
+        raise UsageError("not a directory", path=args.directory)
     policy = _policy(args, out)
     document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
-        vm = verify_with_state(args, out, document, policy)
+        vm = verify_with_state(args, out, document, policy, record=False)
     except VerificationError as exc:
         if out.as_json:
             result["error"] = exc.to_json()
@@ -649,12 +693,13 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     if args.verbose:
         for line in _outcome_lines(vm.proofs):
             out.info(line)
+    files = _only(m, args.only) if args.only else None
+    record_state(args, vm)  # the input is good: the manifest verified, the globs match
     if args.directory is None:
         result["ok"] = True
         if out.as_json:
             out.data(result)
         return EXIT_OK
-    files = _only(m, args.only) if args.only else None
     bar = _progress("verifying", sum(f.size for f in (files or m.files)), out)
     try:
         report = verify_tree(

@@ -175,3 +175,51 @@ def test_a_dataset_id_that_is_not_utf8_is_bad_input(capsys: pytest.CaptureFixtur
     for action in ("show", "forget"):
         code, out, err = run(capsys, "state", action, "https://ex.org/\udcff", "--json")
         assert code == 2 and "UTF-8" in err and json.loads(out)["ok"] is False
+
+
+def test_bad_input_records_no_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit-2 runs recorded the verified version before finding the input bad (found by a
+    review): bad input changes nothing, the rollback state included."""
+    signed = str(tmp_path / "v1.jsonld")
+    (tmp_path / "v1.jsonld").write_bytes(make(1, ["alice"], 1, ["alice"]))
+    (tmp_path / "data").mkdir()
+    trust = ["--trust", DIDS["alice"]]
+    bad_runs = {
+        "verify-missing-directory": ["verify", signed, str(tmp_path / "nope"), *trust],
+        "verify-glob-matching-nothing": [
+            "verify",
+            signed,
+            str(tmp_path / "data"),
+            *trust,
+            "--only",
+            "zz*",
+        ],
+        "verify-only-without-directory": ["verify", signed, *trust, "--only", "zz*"],
+        "verify-fast-without-directory": ["verify", signed, *trust, "--fast"],
+        "fetch-unknown-mirror-scheme": [
+            "fetch",
+            signed,
+            str(tmp_path / "d"),
+            *trust,
+            "--mirror",
+            "gopher://x/",
+        ],
+        "fetch-into-a-file": ["fetch", signed, signed, *trust],
+    }
+    for name, argv in bad_runs.items():
+        code, _, err = run(capsys, *argv)
+        assert code == 2, (name, err)
+        code, out, _ = run(capsys, "state", "show", "https://openworm.org/data/rotation", "--json")
+        assert json.loads(out)["trusted"] is None, name
+    assert run(capsys, "verify", signed, *trust)[0] == 0  # and a good run records it
+    code, out, _ = run(capsys, "state", "show", "https://openworm.org/data/rotation", "--json")
+    assert json.loads(out)["version"] == 1
+
+
+@pytest.mark.parametrize("flag", [["--chain", "x.jsonld"], ["--allow-downgrade"]])
+def test_no_state_with_an_option_that_needs_it_is_refused(
+    flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed = str(ASSETS / "signed.jsonld")
+    code, _, err = run(capsys, "verify", signed, "--trust", DIDS["alice"], "--no-state", *flag)
+    assert code == 2 and "--no-state" in err
