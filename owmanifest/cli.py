@@ -124,10 +124,14 @@ class _VersionAction(argparse.Action):
             if compiled_reader()
             else "pure Python (the compiled reader is not built, or OWMANIFEST_PURE_PYTHON)"
         )
-        sys.stdout.write(
-            f"owmanifest {__version__}\nhashing: {described[engine()]}\n"
-            f"manifest reading: {reader}\n"
-        )
+        if _ArgumentParser.json_errors:  # --json --version: one JSON document, as always
+            version = {"version": __version__, "hashing": described[engine()], "reading": reader}
+            sys.stdout.write(json.dumps(version, indent=2) + "\n")
+        else:
+            sys.stdout.write(
+                f"owmanifest {__version__}\nhashing: {described[engine()]}\n"
+                f"manifest reading: {reader}\n"
+            )
         parser.exit()
 
 
@@ -1134,7 +1138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(_command_in(argv))
-    _ArgumentParser.json_errors = "--json" in argv
+    # --json, or an abbreviation argparse takes for it (--js, --jso): no other option starts so
+    _ArgumentParser.json_errors = any(
+        a.startswith("--j") and "--json".startswith(a) for a in argv if a != "--"
+    )
     args = parser.parse_args(argv)
     out = _Out(quiet=args.quiet, as_json=args.json)
     if not getattr(args, "command", None):

@@ -672,3 +672,20 @@ def test_a_passphrase_is_the_variables_bytes(
     assert run(capsys, *create, "--signer", out.strip(), "-o", m)[0] == 0
     code, _, err = run(capsys, "sign", m, "--key", key, "--passphrase-env", "PW")
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--json", "--version"], ["show", "--jso"], ["show", "--js", "--limit", "x"]]
+)
+def test_json_mode_prints_one_document_also_here(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--version printed text under --json, and an abbreviation of --json, which argparse
+    accepts, gave no JSON for a usage error (found by a review)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr().out
+    assert isinstance(json.loads(out), dict)
+    assert code == (0 if "--version" in argv else 2)
