@@ -277,6 +277,10 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
     if not any(not o.reason.startswith("invalid proof") for o in outcomes):
         out.info("WARNING: the manifest carries no valid signature; leechers will refuse it")
     torrent = _sidecar(args, manifest)
+    if torrent is not None:  # named by its path, as fetch names it (the Seeder cannot)
+        from .transport.bittorrent import check_torrent
+
+        check_torrent(manifest, torrent, source=_sidecar_path(args))
     seeder = Seeder(
         manifest,
         torrent,

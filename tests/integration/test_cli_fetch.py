@@ -303,3 +303,16 @@ def test_seed_says_when_the_port_asked_for_is_taken(
     moved = json.loads(out)["port"]
     assert moved != port and f"port {port} was taken: seeding on port {moved}" in err
     assert f"only if told its address (fetch --peer HOST:{moved})" in err  # no DHT, no tracker
+
+
+@pytest.mark.parametrize("content", [b"not bencode", b"d4:infod4:name1:xee"])
+def test_seed_names_a_bad_torrent_file(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    """fetch named the file; seed said only 'the sidecar torrent' (found by a review)."""
+    pytest.importorskip("libtorrent")
+    bad = tmp_path / "bad.torrent"
+    bad.write_bytes(content)
+    seed = ["seed", manifest, str(ASSETS / "dataset"), "--torrent", str(bad), "--no-dht"]
+    code, _, err = run(capsys, *seed, "--duration", "0.1")
+    assert code in (1, 2) and str(bad) in err and "Traceback" not in err
