@@ -100,10 +100,21 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         verify_with_state,
     )
     from .errors import VerificationError
-    from .transport import IncompleteFetchError, fetch, open_sources
+    from .transport import IncompleteFetchError, fetch, known_schemes, open_sources
     from .verify.tree import verify_tree
 
     _check_state_options(args)
+    every = {"bittorrent", "http", "file", *known_schemes()}  # third-party ones (entry points)
+    if args.transport:
+        wanted = set(args.transport)
+        if wanted - every:  # (a plugin's scheme is one too: found by a review)
+            raise UsageError(
+                "unknown transport",
+                expected=", ".join(sorted(every)),
+                observed=", ".join(sorted(wanted - every)),
+            )
+    else:
+        wanted = every
     if os.path.lexists(args.dest) and not os.path.isdir(args.dest):
         raise UsageError("the destination exists and is not a directory", path=args.dest)
     policy = _policy(args, out)
@@ -132,12 +143,6 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
 
         # The sidecar is authenticated only by the signed manifest: check it before any use.
         piece_layers = dict(check_torrent(m, torrent, source=_sidecar_path(args)).piece_layers)
-    if args.transport:
-        wanted = set(args.transport)
-    else:  # every transport, third-party ones (entry points) too
-        from .transport import known_schemes
-
-        wanted = {"bittorrent", "http", "file", *known_schemes()}
     _check_mirrors(list(args.mirror or []), wanted - {"bittorrent", "magnet"}, out)
     if args.token_env is not None and not os.environ.get(args.token_env):
         raise UsageError(
@@ -383,9 +388,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--transport",
         action="append",
-        choices=["bittorrent", "http", "file"],
-        help="use only these transports (repeatable; default: all: local directories, then "
-        "BitTorrent, then HTTP)",
+        metavar="NAME",
+        help="use only these transports: bittorrent, http, file, or an installed plugin's "
+        "scheme (repeatable; default: all: local directories, then BitTorrent, then the rest)",
     )
     p.add_argument("--only", action="append", metavar="GLOB", help="fetch only matching paths")
     p.add_argument(

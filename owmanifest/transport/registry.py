@@ -216,6 +216,8 @@ def open_transport(uri: str, **options: Any) -> Transport:
             f"{type(transport).__name__}, not a Transport",
             uri=uri,
         )
+    if transport.name == Transport.name:  # a plugin that names itself nothing: its URI, so
+        transport.name = uri  # that reports and errors say which source (found by a review)
     return transport
 
 

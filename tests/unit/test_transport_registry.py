@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -194,3 +195,51 @@ def test_builtin_that_cannot_be_imported(
     monkeypatch.setitem(registry._BUILTINS, "magnet", "owmanifest.transport.no_such_module:X")
     with pytest.raises(DependencyError, match="no_such_module"):
         open_transport("magnet:?xt=urn:btmh:1220ab")
+
+
+class Unnamed(RangeTransport):
+    """A plugin that does not set ``name``: reports named every such source 'transport'."""
+
+    def __init__(self, uri: str) -> None:
+        self.root = Path(uri.split("://", 1)[1])
+
+    def open_range(self, entry: FileEntry, offset: int, length: int) -> Iterator[bytes]:
+        with open(self.root / entry.path, "rb") as f:
+            f.seek(offset)
+            yield f.read(length)
+
+
+def test_an_unnamed_plugin_is_named_by_its_uri(fake_entry_points: list[object]) -> None:
+    register("unnamed", Unnamed)
+    try:
+        assert open_transport("unnamed:///srv/a").name == "unnamed:///srv/a"
+        assert open_transport("unnamed:///srv/b").name == "unnamed:///srv/b"
+    finally:
+        registry.unregister("unnamed")
+
+
+def test_fetch_can_be_limited_to_a_plugin(
+    fake_entry_points: list[object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--transport accepted only bittorrent, http and file: a plugin's mirror could not be
+    chosen, and waited behind BitTorrent (found by a review)."""
+    from owmanifest.cli import main
+
+    from .fixtures import ASSETS, DIDS
+
+    register("unnamed", Unnamed)
+    try:
+        dest = tmp_path / "dest"
+        code = main(["fetch", str(ASSETS / "signed.jsonld"), str(dest), "--trust", DIDS["alice"],
+                     "--trust", DIDS["bob"], "--no-state", "--transport", "unnamed",
+                     "--mirror", f"unnamed://{ASSETS / 'dataset'}", "--json"])  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert set(json.loads(out)["fetch"]["bytes_by_source"]) == {
+            f"unnamed://{ASSETS / 'dataset'}"
+        }
+        code = main(["fetch", str(ASSETS / "signed.jsonld"), str(dest), "--trust", DIDS["alice"],
+                     "--no-state", "--transport", "nosuch"])  # fmt: skip
+        assert code == 2 and "unknown transport" in capsys.readouterr().err
+    finally:
+        registry.unregister("unnamed")
