@@ -716,16 +716,16 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
         )
     except FileVerificationError as exc:
         bar.close()
-        report = exc.report
-        if report is None:
+        failed = exc.report
+        if failed is None:
             raise
-        for problem in report.problems:
+        for problem in failed.problems:
             out.status(False, str(problem))
-        _extra_lines(report, out)
+        _extra_lines(failed, out)
         if out.as_json:
-            result["tree"] = _report_json(report)
+            result["tree"] = _report_json(failed)
             out.data(result)
-        out.info(f"{len(report.problems)} problem(s), {len(report.verified)} file(s) verified")
+        out.info(f"{len(failed.problems)} problem(s), {len(failed.verified)} file(s) verified")
         return EXIT_VERIFICATION_FAILED
     bar.close()
     _extra_lines(report, out)

@@ -12,7 +12,10 @@ failed, 2 for bad usage or unreadable/malformed input.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for annotations only: errors.py imports nothing of owmanifest at run time
+    from .verify.result import ProofOutcome, TreeReport
 
 __all__ = [
     "CanonicalizationError",
@@ -161,8 +164,8 @@ class VerificationError(ManifestError):
     """
 
     exit_code = EXIT_VERIFICATION_FAILED
-    outcomes: tuple[Any, ...] = ()
-    report: Any = None
+    outcomes: tuple[ProofOutcome, ...] = ()
+    report: TreeReport | None = None
 
 
 class SignatureError(VerificationError):

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol, final, runtime_checkable
+from typing import ClassVar, Protocol, TypeVar, final, runtime_checkable
 
 from ..errors import Error, FetchError, SizeExceededError, TransportError, UsageError
 from ..manifest.model import FileEntry, Manifest
@@ -86,6 +86,9 @@ class NullProgress:
         pass
 
 
+_T = TypeVar("_T", bound="Transport")
+
+
 class Transport(ABC):  # noqa: B024 - abstract through its two kinds
     """Base class of every transport.
 
@@ -137,7 +140,7 @@ class Transport(ABC):  # noqa: B024 - abstract through its two kinds
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections and other resources. The default does nothing."""
 
-    def __enter__(self) -> Transport:
+    def __enter__(self: _T) -> _T:  # ``with LocalTransport(...) as t``: t is a LocalTransport
         return self
 
     def __exit__(

@@ -15,10 +15,11 @@ Two ways to come to trust a manifest:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from .._gc import paused_gc
 from ..errors import (
@@ -77,10 +78,42 @@ class _Checked:
     proofs: tuple[_Proof, ...]
 
 
-def _as_document(document: ManifestDocument | bytes, source: str) -> ManifestDocument:
-    if isinstance(document, (bytes, bytearray)):
+#: What the verifiers take as a manifest: parsed, its bytes, or the path of its file.
+DocumentLike = Union[ManifestDocument, bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+
+def _as_document(document: DocumentLike, source: str) -> ManifestDocument:
+    """``document`` parsed: bytes as a document's content, a ``str`` or path as its file.
+
+    Raises:
+        InvalidManifestError: the file cannot be read, or the document is malformed.
+        TypeError: ``document`` is none of these (a programming error).
+    """
+    if isinstance(document, ManifestDocument):
+        return document
+    if isinstance(document, (bytes, bytearray, memoryview)):
         return load_document(bytes(document), source=source, keep_json=False, stream=True)
-    return document
+    if isinstance(document, (str, os.PathLike)):
+        from ..manifest.document import read_document
+
+        return read_document(document, keep_json=False, stream=True)
+    raise TypeError(
+        "a manifest is a ManifestDocument, its bytes, or the path of its file, not "
+        f"{type(document).__name__}"
+    )
+
+
+def _require_policy(policy: object, function: str) -> None:
+    """The trust policy is a required argument (never None, never a list of keys).
+
+    Raises:
+        TypeError: it is not a TrustPolicy (a programming error).
+    """
+    if not isinstance(policy, TrustPolicy):
+        raise TypeError(
+            f"{function} needs a TrustPolicy (e.g. TrustPolicy.from_keys([...])), not "
+            f"{type(policy).__name__}"
+        )
 
 
 def _check_links(graphs: Sequence[ProofGraph], dataset_id: str, source: str) -> None:
@@ -264,20 +297,26 @@ def _verified(
 
 
 def check_proofs(
-    document: ManifestDocument, policy: TrustPolicy
+    document: DocumentLike, policy: TrustPolicy, *, source: str = "<manifest>"
 ) -> tuple[Manifest, Digest, list[ProofOutcome]]:
-    """Check every proof of ``document`` without deciding: (manifest, canonical hash, outcomes).
+    """Check every proof of ``document`` without deciding whether to trust it: (the manifest
+    as it reads, its canonical hash, each proof's outcome under ``policy``).
+
+    **Not a verifier**: nothing here is trusted, whatever the outcomes say; it is what
+    ``owmanifest show`` prints. To trust a manifest use :func:`verify_manifest`, which raises
+    unless the policy's threshold is met.
 
     Raises:
         InvalidManifestError: the document is malformed.
     """
-    checked = _check(document)
+    _require_policy(policy, "check_proofs")
+    checked = _check(_as_document(document, source))
     _, outcomes = _count(checked, policy, checked.manifest.signers)
     return checked.manifest, checked.digest, outcomes
 
 
 def verify_manifest(
-    document: ManifestDocument | bytes,
+    document: DocumentLike,
     policy: TrustPolicy,
     *,
     source: str = "<manifest>",
@@ -292,7 +331,8 @@ def verify_manifest(
     refused.
 
     Args:
-        document: a parsed document, or its bytes (JSON-LD, TriG or N-Quads).
+        document: a parsed document, its bytes (JSON-LD, TriG or N-Quads), or the path of
+            its file (a ``str`` is a path).
         policy: required; see :class:`~owmanifest.verify.policy.TrustPolicy`.
         now: the time to check expiry against (default: the system clock).
 
@@ -305,8 +345,7 @@ def verify_manifest(
         PolicyError: the threshold is not met by trusted, authorized signers.
         ExpiredError: the manifest has expired.
     """
-    if not isinstance(policy, TrustPolicy):
-        raise TypeError("verify_manifest needs a TrustPolicy")
+    _require_policy(policy, "verify_manifest")
     checked = _check(_as_document(document, source))
     counted, outcomes = _count(checked, policy, checked.manifest.signers)
     need = max(checked.manifest.threshold, policy.minimum_threshold)
@@ -324,7 +363,7 @@ def verify_manifest(
 
 def verify_successor(
     anchor: TrustAnchor,
-    document: ManifestDocument | bytes,
+    document: DocumentLike,
     policy: TrustPolicy,
     *,
     source: str = "<manifest>",
@@ -341,6 +380,7 @@ def verify_successor(
         ExpiredError: the manifest has expired.
         InvalidManifestError: malformed document.
     """
+    _require_policy(policy, "verify_successor")
     checked = _check(_as_document(document, source))
     m = checked.manifest
     src = checked.document.source
@@ -412,7 +452,7 @@ def verify_successor(
 
 def verify_chain(
     anchor: TrustAnchor,
-    documents: Sequence[ManifestDocument | bytes],
+    documents: Sequence[DocumentLike],
     policy: TrustPolicy,
     *,
     now: datetime | None = None,
@@ -427,6 +467,7 @@ def verify_chain(
     """
     from ..errors import UsageError
 
+    _require_policy(policy, "verify_chain")
     if not documents:
         raise UsageError("an empty chain of manifests")
     current = anchor

@@ -23,6 +23,10 @@ class UnsafePolicyWarning(UserWarning):
 
 
 def _normalize_did(did: str) -> str:
+    if not isinstance(did, str):
+        raise UsageError(
+            "a trusted key must be an Ed25519 did:key, as text", observed=repr(did)[:100]
+        )
     did = did.strip()
     if not did.startswith("did:key:z6Mk"):
         raise UsageError("a trusted key must be an Ed25519 did:key (did:key:z6Mk...)", observed=did)

@@ -139,7 +139,7 @@ def verify_tree(
     verified: VerifiedManifest,
     directory: str | os.PathLike[str],
     *,
-    files: Sequence[FileEntry] | None = None,
+    files: Sequence[FileEntry | str] | None = None,
     strict: bool = False,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -153,7 +153,7 @@ def verify_tree(
     the manifest are reported as ``extra``; with ``strict`` they are failures.
 
     Args:
-        files: check only these entries (default: all).
+        files: check only these entries, or the files at these manifest paths (default: all).
         fast: trust the hash cache (:mod:`owmanifest.verify.hashcache`) for files whose size,
             mtime, ctime, inode and device are those they had when they last verified here;
             hash the others. Without it every byte is hashed (the cache is not even read).
@@ -162,11 +162,16 @@ def verify_tree(
         The report, when everything verified.
 
     Raises:
-        UsageError: ``directory`` is not a directory.
+        UsageError: ``directory`` is not a directory; a file the manifest does not list;
+            fewer than one worker.
         FileVerificationError: one or more files failed; ``error.report`` lists every problem.
     """
     if not isinstance(verified, VerifiedManifest):
         raise TypeError("verify_tree needs a VerifiedManifest (see verify_manifest)")
+    if workers is not None and workers < 1:
+        raise UsageError("workers must be at least 1", expected=">= 1", observed=workers)
+    if files is not None:
+        files = _entries(verified.manifest, files)
     return check_tree(
         verified.manifest,
         directory,
@@ -176,6 +181,24 @@ def verify_tree(
         progress=progress,
         fast=fast,
     )
+
+
+def _entries(manifest: Manifest, files: Sequence[FileEntry | str]) -> list[FileEntry]:
+    """``files`` as the manifest's entries: a path (``str``) names its entry.
+
+    Raises:
+        UsageError: a path the manifest does not list, or an entry it does not hold.
+    """
+    by_path = {e.path: e for e in manifest.files}
+    out: list[FileEntry] = []
+    for f in files:
+        entry = by_path.get(f if isinstance(f, str) else getattr(f, "path", ""))
+        if entry is None or (not isinstance(f, str) and f != entry):
+            raise UsageError(
+                "not a file of this manifest", expected="one of its paths or entries", observed=f
+            )
+        out.append(entry)
+    return out
 
 
 def _stat_at_once(

@@ -55,6 +55,7 @@ def test_real_bundle_signed_and_verified(bundle_dir: Path, tmp_path: Path) -> No
     victim.write_bytes(bytes(raw))
     with pytest.raises(FileVerificationError) as info:
         verify_tree(vm, copy)
+    assert info.value.report is not None
     assert [p.path for p in info.value.report.problems] == [victim.relative_to(copy).as_posix()]
 
 

@@ -139,6 +139,7 @@ def test_single_bit_flip_is_refused_by_verify_tree_and_fetch(
             lambda: verify_tree(ds.verified, mirror),
             FileVerificationError,
         )
+        assert err.report is not None
         assert [(p.path, p.kind) for p in err.report.problems] == [(path, "digest")]
         fetch_from_damaged(ds, server, mirror, kind, path)
 
@@ -219,6 +220,7 @@ def test_damage_is_refused_by_verify_tree_and_fetch(
             lambda: verify_tree(ds.verified, mirror),
             FileVerificationError,
         )
+        assert err.report is not None
         kinds = {(p.path, p.kind) for p in err.report.problems}
         if path:
             assert kinds == {(path, problem)}
@@ -253,6 +255,7 @@ def test_extended_file_verify_tree_refuses_and_fetch_takes_only_declared_bytes(
             lambda: verify_tree(ds.verified, mirror),
             FileVerificationError,
         )
+        assert err.report is not None
         assert [(p.path, p.kind) for p in err.report.problems] == [("big.bin", "size")]
         dest = Path(tmp) / "dest-local"
         attack("data/fetch")
@@ -277,6 +280,7 @@ def test_extra_and_case_colliding_files(ds: SignedDataset, tmp_path: Path) -> No
         lambda: verify_tree(ds.verified, data, strict=True),
         FileVerificationError,
     )
+    assert err.report is not None
     assert {p.kind for p in err.report.problems} == {"extra"}
     dest = tmp_path / "dest"
     attack("data/fetch")

@@ -607,6 +607,7 @@ def test_declared_size_zero_with_data_on_the_mirror(server: FaultServer, tmp_pat
         lambda: verify_tree(vm, server.directory),
         VerificationError,
     )
+    assert err.report is not None
     assert err.report.problems[0].kind == "size"
 
 

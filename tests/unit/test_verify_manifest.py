@@ -56,8 +56,40 @@ def test_signing_trig_directly() -> None:
 
 
 def test_policy_is_required() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="needs a TrustPolicy"):
         verify_manifest(signed_bytes(), None)  # type: ignore[arg-type]
+    # also where it used to fail late with an AttributeError (found by a review)
+    from owmanifest.verify.manifest import check_proofs, verify_chain, verify_successor
+    from owmanifest.verify.result import TrustAnchor
+
+    anchor = TrustAnchor.from_verified(verify_manifest(signed_bytes(), BOTH))
+    for call in (
+        lambda: check_proofs(signed_bytes(), None),  # type: ignore[arg-type]
+        lambda: verify_successor(anchor, signed_bytes(), None),  # type: ignore[arg-type]
+        lambda: verify_chain(anchor, [signed_bytes()], None),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError, match="needs a TrustPolicy"):
+            call()
+
+
+def test_a_manifest_is_given_as_a_document_its_bytes_or_its_path(tmp_path: Path) -> None:
+    """A path (str or Path), as the verifier's contract says, and any bytes-like object; not
+    an AttributeError deep inside (found by a review)."""
+    path = tmp_path / "signed.jsonld"
+    path.write_bytes(signed_bytes())
+    for document in (str(path), path, memoryview(signed_bytes()), bytearray(signed_bytes())):
+        assert verify_manifest(document, BOTH).manifest.version == 1
+    with pytest.raises(InvalidManifestError, match="cannot read"):
+        verify_manifest(str(tmp_path / "missing.jsonld"), BOTH)
+    with pytest.raises(TypeError, match="ManifestDocument, its bytes, or the path"):
+        verify_manifest(42, BOTH)  # type: ignore[arg-type]
+
+
+def test_a_trusted_key_must_be_text() -> None:
+    from owmanifest.errors import UsageError
+
+    with pytest.raises(UsageError, match="as text"):
+        TrustPolicy.from_keys([DIDS["alice"].encode()])  # type: ignore[list-item]
 
 
 def test_unsafe_policy_warns_and_accepts() -> None:

@@ -130,6 +130,7 @@ def test_damage_is_found(
     with pytest.raises(FileVerificationError) as info:
         verify_tree(verified, data)
     report = info.value.report
+    assert report is not None
     assert [(p.path, p.kind) for p in report.problems] == [(path, kind)]
     assert path in str(info.value)
     # Every file is taken in one pass when each is a regular file of its size (not a link);
@@ -165,6 +166,7 @@ def test_extra_files_are_reported_and_strict_refuses(
     assert report.extra == ("graphs/extra.nt",)
     with pytest.raises(FileVerificationError) as info:
         verify_tree(verified, data, strict=True)
+    assert info.value.report is not None
     assert info.value.report.problems[0].kind == "extra"
 
 
@@ -192,5 +194,21 @@ def test_any_single_bit_flip_is_detected(
     p.write_bytes(bytes(raw))
     with pytest.raises(FileVerificationError) as info:
         verify_tree(verified, root)
+    assert info.value.report is not None
     assert [p.path for p in info.value.report.problems] == [entry.path]
     shutil.rmtree(root)
+
+
+def test_files_may_be_named_by_path_and_bad_arguments_are_usage_errors(
+    verified: VerifiedManifest, data: Path
+) -> None:
+    """files=["README.txt"] and workers=0 failed with AttributeError and ValueError (a
+    review)."""
+    from owmanifest.errors import UsageError
+
+    report = verify_tree(verified, data, files=["README.txt"])
+    assert [e.path for e in report.verified] == ["README.txt"]
+    with pytest.raises(UsageError, match="not a file of this manifest"):
+        verify_tree(verified, data, files=["nope.txt"])
+    with pytest.raises(UsageError, match="at least 1"):
+        verify_tree(verified, data, workers=0)
