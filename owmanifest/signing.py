@@ -177,6 +177,11 @@ def _proof_json(proof: Any) -> dict[str, Any]:
     return {k: val for k, val in out.items() if val is not None}
 
 
+def _proof_forms(proofs: Any) -> list[tuple[bytes, str]]:
+    """What each proof signs and its signature, in a comparable order."""
+    return sorted((canonical_nquads(list(p.quads)), p.proof_value or "") for p in proofs)
+
+
 def convert_document(document: ManifestDocument, format: str) -> bytes:
     """Re-serialize a (signed) manifest in another format without changing what was signed.
 
@@ -199,7 +204,12 @@ def convert_document(document: ManifestDocument, format: str) -> bytes:
     out = dumps(doc)
     again = load_document(out, source=document.source, format="json-ld")
     new_body, new_proofs = split_proofs(again.quads)
-    if canonical_nquads(new_body) != canonical_nquads(body) or len(new_proofs) != len(proofs):
+    # Each proof's signed options must come through unchanged, not only their number (found
+    # by a review: an option the JSON-LD form does not write, such as sec:domain or
+    # previousProof, was dropped, and the proof no longer verified).
+    if canonical_nquads(new_body) != canonical_nquads(body) or _proof_forms(
+        new_proofs
+    ) != _proof_forms(proofs):
         raise InvalidManifestError(
             "the document has statements the JSON-LD form does not carry; keep it as TriG or "
             "N-Quads (converting would invalidate its signatures)",

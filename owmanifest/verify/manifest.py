@@ -407,12 +407,15 @@ def verify_successor(
         )
     trust_all = TrustPolicy(trusted=frozenset(m.signers), revoked=policy.revoked)
     new_counted, outcomes = _count(checked, trust_all, m.signers)
-    if len(new_counted) < m.threshold:
+    # The caller's minimum holds here too, as in verify_manifest (found by a review: the
+    # succession path, tried exactly when the direct one refused, asked only m.threshold).
+    need = max(m.threshold, policy.minimum_threshold)
+    if len(new_counted) < need:
         raise _fail(
             checked,
-            f"{len(new_counted)} of the required {m.threshold} signatures of version {m.version}'s "
+            f"{len(new_counted)} of the required {need} signatures of version {m.version}'s "
             "own signers",
-            m.threshold,
+            need,
             len(new_counted),
             outcomes,
         )

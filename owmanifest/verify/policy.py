@@ -41,7 +41,9 @@ class TrustPolicy:
         trusted: ``did:key`` identifiers the caller trusts for any dataset.
         scoped: ``did:key`` -> dataset id glob patterns (``fnmatch``) it is trusted for.
         revoked: ``did:key`` identifiers whose proofs never count.
-        minimum_threshold: refuse manifests whose own threshold is below this.
+        minimum_threshold: the fewest signatures accepted, whatever the manifest's own
+            threshold (a manifest with a lower threshold needs this many; also when it is
+            trusted by succession).
     """
 
     trusted: frozenset[str] = frozenset()

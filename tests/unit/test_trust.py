@@ -131,6 +131,20 @@ def test_rotation_attack_is_refused(v1: VerifiedManifest, case: tuple) -> None: 
         verify_successor(TrustAnchor.from_verified(v1), make_doc(v1.canonical_hash), trust())
 
 
+def test_the_callers_minimum_threshold_holds_by_succession_too(v1: VerifiedManifest) -> None:
+    """verify_manifest asked max(threshold, minimum); the succession path, tried exactly when
+    that refused, asked only the manifest's own threshold (found by a review)."""
+    strict = TrustPolicy.from_keys([DIDS["alice"], DIDS["bob"]], minimum_threshold=2)
+    anchor = TrustAnchor.from_verified(v1)
+    v2 = make(2, ["alice", "bob"], 1, ["alice"], previous=v1.canonical_hash)  # threshold 1
+    with pytest.raises(PolicyError, match="1 of the required 2"):
+        verify_manifest(v2, strict)
+    with pytest.raises(PolicyError, match="1 of the required 2"):
+        verify_successor(anchor, v2, strict)
+    both = make(2, ["alice", "bob"], 1, ["alice", "bob"], previous=v1.canonical_hash)
+    assert verify_successor(anchor, both, strict).manifest.version == 2
+
+
 def test_revoked_key_breaks_rotation(v1: VerifiedManifest) -> None:
     v2 = make(2, ["bob", "carol"], 2, ["bob", "carol", "alice"], previous=v1.canonical_hash)
     with pytest.raises(PolicyError):

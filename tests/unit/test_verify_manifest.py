@@ -584,3 +584,71 @@ def test_signing_a_streamed_document_gives_the_same_bytes(fmt: str, reader: str)
     # one signing to the next, the statements and the signature do not.
     verified = [verify_manifest(load_document(out, source=f"b.{fmt}"), BOTH) for out in outputs]
     assert verified[0] == verified[1]
+
+
+SEC = "https://w3id.org/security#"
+
+
+def _proof_with(extra: list[tuple[str, Any]], body: list[Any], cs_datatype: str) -> list[Any]:
+    """alice's proof over ``body``, with ``extra`` signed proof options."""
+    import hashlib
+
+    import pyoxigraph as ox
+
+    from owmanifest.manifest.canonical import canonical_nquads
+    from owmanifest.verify._multibase import multibase_encode
+
+    k = key("alice")
+    node, graph = ox.BlankNode(), ox.BlankNode()
+    options = [
+        ox.Quad(node, ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type"),
+                ox.NamedNode(SEC + "DataIntegrityProof")),
+        ox.Quad(node, ox.NamedNode(SEC + "cryptosuite"),
+                ox.Literal("eddsa-rdfc-2022", datatype=ox.NamedNode(cs_datatype))),
+        ox.Quad(node, ox.NamedNode(SEC + "verificationMethod"),
+                ox.NamedNode(k.public_key.verification_method)),
+        ox.Quad(node, ox.NamedNode(SEC + "proofPurpose"), ox.NamedNode(SEC + "assertionMethod")),
+        *(ox.Quad(node, ox.NamedNode(p), o) for p, o in extra),
+    ]  # fmt: skip
+    signature = k.sign(
+        hashlib.sha256(canonical_nquads(options)).digest()
+        + hashlib.sha256(canonical_nquads(body)).digest()
+    )
+    value = ox.Literal(multibase_encode(signature), datatype=ox.NamedNode(SEC + "multibase"))
+    dataset = ox.NamedNode("https://openworm.org/data/test-fixture")
+    return [
+        ox.Quad(dataset, ox.NamedNode(SEC + "proof"), graph),
+        *(ox.Quad(q.subject, q.predicate, q.object, graph) for q in options),
+        ox.Quad(node, ox.NamedNode(SEC + "proofValue"), value, graph),
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ([(SEC + "domain", "example.org")], SEC + "cryptosuiteString"),
+        ([(SEC + "previousProof", "urn:uuid:1")], SEC + "cryptosuiteString"),
+        ([], "http://www.w3.org/2001/XMLSchema#string"),
+    ],
+    ids=["domain", "previous-proof", "cryptosuite-as-xsd-string"],
+)
+def test_convert_refuses_to_drop_a_signed_proof_option(extra: tuple[list[Any], str]) -> None:
+    """convert to JSON-LD rebuilt proofs from six known fields and compared only their number:
+    a proof with any other signed option stopped verifying, and convert said the signatures
+    carried over (found by a review)."""
+    import pyoxigraph as ox
+
+    from owmanifest.verify.proofs import split_proofs
+
+    body, _ = split_proofs(load_document(signed_bytes(), source="s").quads)
+    options, datatype = extra
+    terms = [(p, ox.NamedNode(o) if o.startswith("urn:") else ox.Literal(o)) for p, o in options]
+    quads = [*body, *_proof_with(terms, body, datatype)]
+    nq = ox.serialize(ox.Dataset(quads), format=ox.RdfFormat.N_QUADS)
+    document = load_document(nq, source="m.nq", format="n-quads")
+    from owmanifest.verify.manifest import check_proofs
+
+    _, _, outcomes = check_proofs(document, TrustPolicy.from_keys([DIDS["alice"]]))
+    assert [o.counted for o in outcomes] == [True]  # the proof is valid as it stands
+    with pytest.raises(InvalidManifestError, match="invalidate its signatures"):
+        convert_document(document, "json-ld")
