@@ -645,6 +645,7 @@ def test_convert_refuses_to_drop_a_signed_proof_option(extra: tuple[list[Any], s
     terms = [(p, ox.NamedNode(o) if o.startswith("urn:") else ox.Literal(o)) for p, o in options]
     quads = [*body, *_proof_with(terms, body, datatype)]
     nq = ox.serialize(ox.Dataset(quads), format=ox.RdfFormat.N_QUADS)
+    assert nq is not None
     document = load_document(nq, source="m.nq", format="n-quads")
     from owmanifest.verify.manifest import check_proofs
 
