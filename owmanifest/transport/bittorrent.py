@@ -199,7 +199,8 @@ def check_torrent(
     A torrent is authenticated only by the signed manifest: its info-hashes must be the ones the
     manifest records, and (belt and braces, and so files can be mapped by path) its name, files,
     sizes, roots and private flag must be the manifest's. Trackers and web seeds in the torrent
-    are outside the info dictionary, hence not authenticated; the transport does not use them.
+    are outside the info dictionary, hence not authenticated; the transport does not use them
+    (libtorrent is given only ``info`` and ``piece layers``: :func:`_authenticated_part`).
 
     Returns:
         The parsed torrent (its ``piece_layers`` let :func:`~owmanifest.transport.fetch` verify
@@ -610,9 +611,30 @@ class _SessionBox:
             del session  # the destructor waits for libtorrent's threads
 
 
+def _authenticated_part(data: bytes, source: str) -> bytes:
+    """The torrent without what the signed manifest does not authenticate: only ``info`` (its
+    info-hashes are signed) and ``piece layers`` (checked against the signed roots), byte for
+    byte. A sidecar's ``announce``, ``announce-list`` and ``url-list`` would otherwise make
+    libtorrent announce to, and download from, whatever a tamperer put there, telling it who
+    fetches what, even with --no-dht or a private dataset (found by a review).
+
+    Raises:
+        InvalidManifestError: not a canonical bencoded dictionary with ``info``.
+    """
+    from ..manifest.bencode import bdecode_dict
+
+    top, spans = bdecode_dict(data, source=source)
+    if b"info" not in top:
+        raise InvalidManifestError("the torrent has no info dictionary", uri=source)
+    parts = [b"d4:info", data[slice(*spans[b"info"])]]
+    if b"piece layers" in top:
+        parts += [b"12:piece layers", data[slice(*spans[b"piece layers"])]]
+    return b"".join(parts) + b"e"
+
+
 def _torrent_info(lt: Any, data: bytes, source: str) -> Any:
     try:
-        return lt.torrent_info(data)
+        return lt.torrent_info(_authenticated_part(data, source))
     except RuntimeError as exc:
         raise InvalidManifestError(
             f"libtorrent cannot load the torrent: {exc}", uri=source

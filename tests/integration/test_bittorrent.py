@@ -534,3 +534,25 @@ def test_registry_knows_the_schemes() -> None:
     assert isinstance(t, BitTorrentTransport) and t.peers == ("127.0.0.1:5",)
     with pytest.raises((UsageError, DependencyError, FetchError)):
         open_transport("magnet:?xt=urn:btih:zz")
+
+
+def test_a_sidecars_trackers_and_web_seeds_are_never_used() -> None:
+    """They lie outside the signed info dictionary: libtorrent announced to, and downloaded
+    from, whatever a tamperer put there, even with --no-dht or a private dataset (found by a
+    review)."""
+    from owmanifest.manifest.bencode import bdecode, bencode
+    from owmanifest.transport.bittorrent import _torrent_info
+
+    from ..unit.fixtures import ASSETS
+
+    sidecar = (ASSETS / "unsigned.jsonld.torrent").read_bytes()
+    top = bdecode(sidecar)
+    assert isinstance(top, dict)
+    top[b"announce"] = b"http://127.0.0.1:9/announce"
+    top[b"announce-list"] = [[b"http://127.0.0.1:9/announce"]]
+    top[b"url-list"] = [b"http://127.0.0.1:9/"]
+    tampered = bencode(top)
+    assert info_hashes(tampered) == info_hashes(sidecar)  # still "the manifest's torrent"
+    ti = _torrent_info(lt, tampered, "tampered.torrent")
+    assert list(ti.trackers()) == [] and list(ti.web_seeds()) == []
+    assert ti.info_hashes().v2.to_bytes().hex() == info_hashes(sidecar).v2
