@@ -172,7 +172,8 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         )
     from .transport import local_first
 
-    if not sources:
+    selected = m.files if files is None else files
+    if not sources and any(f.size for f in selected):  # empty files need no source at all
         raise UsageError(
             "no source to fetch from: give --mirror URL or --peer HOST:PORT, or check --transport",
             expected="a BitTorrent torrent/info-hash or a mirror",
@@ -200,6 +201,10 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     except IncompleteFetchError as exc:
         progress.close()
         out.status(False, str(exc))
+        for s in sources:
+            s.close()
+        _report_swarm(bt, out, result)  # in the JSON too, where a failed swarm matters most
+        bt = None
         if out.as_json and exc.report is not None:
             result["fetch"] = exc.report.to_json()
             out.data(result)
@@ -208,7 +213,8 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
         progress.close()
         for s in sources:
             s.close()
-        _report_swarm(bt, out, result)
+        if bt is not None:
+            _report_swarm(bt, out, result)
     result["fetch"] = report.to_json()
     for problem in report.problems:  # what went wrong on the way, though another source served
         out.info(f"note: {problem}")
@@ -333,8 +339,14 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
                 f"(fetch --peer HOST:{seeder.port})"
             )
         sys.stdout.flush()
+        failed: list[str] = []
         try:
             while not stop.wait(1.0 if args.duration is None else min(1.0, args.duration)):
+                # The data may fail while it is served (a file removed or cut short): libtorrent
+                # then stops the torrent; say so now, not at the end (found by a review).
+                failed = seeder.status()["data_errors"]
+                if failed:
+                    break
                 if args.duration is not None:
                     args.duration -= 1.0
                     if args.duration <= 0:
@@ -343,6 +355,13 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         status = seeder.status()
+    if failed:
+        out.status(
+            False,
+            f"{args.directory}: the data can no longer be read as the manifest describes it: "
+            f"{failed[0]}; seeding stopped (check the directory, then seed again)",
+        )
+        return EXIT_VERIFICATION_FAILED
     out.info(f"stopped; uploaded {status.get('uploaded', 0)} bytes")
     return EXIT_OK
 

@@ -632,6 +632,18 @@ def _authenticated_part(data: bytes, source: str) -> bytes:
     return b"".join(parts) + b"e"
 
 
+def _info_name(ti: Any) -> str:
+    """The ``name`` of the info dictionary as encoded. libtorrent's ``name()`` is the file's
+    name when the file tree holds one file at its top (a v2-only torrent of a single-file
+    dataset), so such a fetch from a magnet link failed with 'the torrent's name differs'
+    (found by a review)."""
+    from ..manifest.bencode import bdecode
+
+    info = bdecode(bytes(ti.info_section()), source="the torrent's info")
+    name = info.get(b"name") if isinstance(info, dict) else None
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(ti.name())
+
+
 def _torrent_info(lt: Any, data: bytes, source: str) -> Any:
     try:
         return lt.torrent_info(_authenticated_part(data, source))
@@ -771,7 +783,9 @@ class _Download:
             )
 
     def _swarm_summary(self) -> str:
-        parts = [f"peers given: {len(self.t.peers)}"]
+        given = list(self.t.peers)
+        parts = [f"peers given: {', '.join(given[:5]) + (' ...' if len(given) > 5 else '')}"
+                 if given else "peers given: none"]  # fmt: skip
         if self.stats.banned_peers:
             parts.append(f"banned: {', '.join(self.stats.banned_peers)}")
         parts.extend(self.stats.problems[-3:])
@@ -884,7 +898,7 @@ class _Download:
         files = torrent_files(ti)
         _check_files(
             self.manifest,
-            ti.name(),
+            _info_name(ti),
             [(f.path, f.size, f.root) for f in files],
             source=f"{self.t.name} ({what})",
         )
@@ -1304,6 +1318,9 @@ class Seeder:
         self.peers = tuple(dict.fromkeys(peers))
         self._listen_host = listen_host
         self.errors: list[str] = []
+        #: Errors reading the data while seeding (a file removed or cut short): libtorrent
+        #: stops the torrent, so the seeder serves nothing more.
+        self.data_errors: list[str] = []
         self.announced: list[str] = []
         extra = {"optimistic_disk_retry": 0, **(settings or {})}
         self._box = _SessionBox(new_session(listen, dht=use_dht, extra=extra))
@@ -1402,7 +1419,8 @@ class Seeder:
 
     def status(self) -> dict[str, Any]:
         """``state``, ``peers``, ``seeds``, ``uploaded`` (payload bytes), ``upload_rate``
-        (bytes/s), ``port``, ``announced`` (trackers that answered), ``errors``.
+        (bytes/s), ``port``, ``announced`` (trackers that answered), ``errors``,
+        ``data_errors`` (the data could not be read: the torrent has stopped).
 
         Raises:
             UsageError: the seeder is closed.
@@ -1419,6 +1437,7 @@ class Seeder:
             "port": self.port,
             "announced": list(self.announced),
             "errors": list(self.errors),
+            "data_errors": list(self.data_errors),
         }
 
     def close(self) -> None:
@@ -1473,6 +1492,8 @@ class Seeder:
             if text not in self.errors:
                 self.errors.append(text)
                 log.warning("seeder: %s", text)
+            if not isinstance(alert, lt.listen_failed_alert) and text not in self.data_errors:
+                self.data_errors.append(text)  # libtorrent has stopped the torrent
 
     def _incomplete(self) -> VerificationError:
         lt = self.lt

@@ -306,8 +306,17 @@ def test_magnet_only(dataset: SwarmDataset, seeder: Seeder, tmp_path: Path) -> N
     assert stats(transport).metadata_from_peers
 
 
-def test_v2_only_torrent(tmp_path: Path) -> None:
-    ds = make_dataset(tmp_path / "v2", {"a.bin": 300_000, "b/c.txt": 5_000}, hybrid=False)
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"a.bin": 300_000, "b/c.txt": 5_000},
+        # one file at the top: libtorrent's name() is the file's, not the torrent's (a review)
+        {"only.bin": 40_000},
+    ],
+    ids=["tree", "one-file"],
+)
+def test_v2_only_torrent(tmp_path: Path, sizes: dict[str, int]) -> None:
+    ds = make_dataset(tmp_path / "v2", sizes, hybrid=False)
     assert ds.manifest.info_hash_v1 is None
     with Seeder(ds.manifest, None, ds.root, listen=LOOPBACK, dht=False) as s:
         s.wait_ready(120)
@@ -556,3 +565,25 @@ def test_a_sidecars_trackers_and_web_seeds_are_never_used() -> None:
     ti = _torrent_info(lt, tampered, "tampered.torrent")
     assert list(ti.trackers()) == [] and list(ti.web_seeds()) == []
     assert ti.info_hashes().v2.to_bytes().hex() == info_hashes(sidecar).v2
+
+
+def test_a_seeder_whose_data_fails_while_seeding_says_so(
+    dataset: SwarmDataset, tmp_path: Path
+) -> None:
+    """A file cut short after the check stopped the torrent in libtorrent, and seed said
+    nothing until it was stopped, then exited 0 (found by a review)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset.root, copy)
+    with Seeder(dataset.manifest, dataset.torrent, copy, listen=LOOPBACK, dht=False) as s:
+        s.wait_ready(120)
+        victim = copy / "neurons" / "weights" / "big.bin"
+        os.truncate(victim, 1000)
+        transport = leecher(dataset, s.port)
+        with pytest.raises(IncompleteFetchError):
+            fetch(dataset.verified, tmp_path / "dest", [transport], stall_timeout=8)
+        deadline = time.monotonic() + 30
+        while not s.status()["data_errors"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("big.bin" in e for e in s.status()["data_errors"])

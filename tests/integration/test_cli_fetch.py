@@ -316,3 +316,24 @@ def test_seed_names_a_bad_torrent_file(
     seed = ["seed", manifest, str(ASSETS / "dataset"), "--torrent", str(bad), "--no-dht"]
     code, _, err = run(capsys, *seed, "--duration", "0.1")
     assert code in (1, 2) and str(bad) in err and "Traceback" not in err
+
+
+def test_a_dataset_of_empty_files_needs_no_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It has no torrent, so with only --peer given fetch said 'no source to fetch from'
+    (exit 2), though there is nothing to download (found by a review)."""
+    data = tmp_path / "data"
+    (data / "d").mkdir(parents=True)
+    (data / "a").write_bytes(b"")
+    (data / "d" / "b").write_bytes(b"")
+    alice = (ASSETS / "dids.txt").read_text().split()[1]
+    m = str(tmp_path / "m.jsonld")
+    create = ["create", str(data), "--id", "https://x.org/empty", "--version", "1"]
+    assert run(capsys, *create, "--signer", alice, "-o", m)[0] == 0
+    assert run(capsys, "sign", m, "--key", str(ASSETS / "alice.key"))[0] == 0
+    dest = tmp_path / "dest"
+    code, _, err = run(capsys, "fetch", m, str(dest), "--trust", alice, "--no-state",
+                       "--peer", "127.0.0.1:9", "--no-dht")  # fmt: skip
+    assert code == 0, err
+    assert (dest / "a").read_bytes() == b"" and (dest / "d" / "b").read_bytes() == b""
