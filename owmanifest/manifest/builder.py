@@ -14,7 +14,7 @@ from .._gc import paused_gc
 from ..errors import FileVerificationError, InvalidManifestError, PathError, UsageError
 from .digest import BEP52, Digest
 from .model import DID_KEY_RE, MAX_VERSION, FileEntry, Manifest, is_xsd_datetime, utc_now
-from .paths import STATE_DIR_NAME, check_path, check_paths
+from .paths import STATE_DIR_NAME, case_key, check_path, check_paths
 
 #: The largest piece length ``create`` accepts (the automatic choice stops at 16 MiB; a hybrid
 #: torrent pads every file to a whole piece, hashed).
@@ -39,6 +39,7 @@ class ScannedFile:
     local: str  # the file on disk (a str: one pathlib.Path per file costs ~2 us)
     size: int
     mtime_ns: int = 0  # when it was scanned; hashing checks the file is still as it was
+    key: bytes = b""  # its stat key then (size, times, inode, device: hashing.stat_key_of)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,12 @@ def scan_directory(
         for entry in entries:
             name = entry.name
             rel = prefix + name
-            if not prefix and name == STATE_DIR_NAME:
+            if not prefix and case_key(name) == case_key(STATE_DIR_NAME):
+                if name == STATE_DIR_NAME and entry.is_dir(follow_symlinks=False):
+                    continue  # owmanifest's own working area
+                # any other spelling would be refused by fetch, which keeps its working area
+                # there on a case-insensitive file system (found by a review)
+                skip(rel, f"reserved name: owmanifest's working area ({STATE_DIR_NAME})")
                 continue
             if rel in exclude:
                 skipped.append(SkippedEntry(rel, "this command's output, not part of the dataset"))
@@ -127,12 +133,16 @@ def scan_directory(
                     skip(rel, "not a regular file")
             except OSError as exc:
                 skip(rel, f"cannot stat: {exc.strerror}")
-    from .hashing import stat_files
+    from .hashing import STAT_KEY_SIZE as KEY_SIZE
+    from .hashing import stat_files_and_keys, stat_key_of
 
+    # With each file's stat key (ctime, inode, device too), hashing reads the very file scanned:
+    # a change made while it is read and its mtime then set back is seen (found by a review).
     try:
-        sizes, mtimes = stat_files([local for _, local in candidates])
+        (sizes, mtimes), packed = stat_files_and_keys([local for _, local in candidates])
+        keys = [packed[i : i + KEY_SIZE] for i in range(0, len(packed), KEY_SIZE)]
     except FileVerificationError:
-        sizes, mtimes = [], []
+        sizes, mtimes, keys = [], [], []
         kept = []
         for rel, local in candidates:
             try:
@@ -144,12 +154,13 @@ def scan_directory(
                 kept.append((rel, local))
                 sizes.append(st.st_size)
                 mtimes.append(st.st_mtime_ns)
+                keys.append(stat_key_of(st))
             else:
                 skip(rel, "not a regular file")
         candidates = kept
     files = [
-        ScannedFile(rel, local, size, mtime)
-        for (rel, local), size, mtime in zip(candidates, sizes, mtimes, strict=True)
+        ScannedFile(rel, local, size, mtime, key)
+        for (rel, local), size, mtime, key in zip(candidates, sizes, mtimes, keys, strict=True)
     ]
     files.sort(key=lambda f: f.path)
     try:
@@ -332,6 +343,7 @@ def build_manifest(
         False,
         worker_count(workers),
         progress,
+        keys=b"".join(f.key for f in files),
     )
     entries = []
     for f, h in zip(files, hashes, strict=True):
@@ -355,7 +367,7 @@ def build_manifest(
             piece_length,
             hybrid=hybrid,
             private=private,
-            trackers=trackers,
+            trackers=sorted(set(trackers)),  # as the manifest records them: the same torrent
         )
         v1, v2 = ih.v1, ih.v2
     manifest = Manifest(

@@ -308,6 +308,8 @@ _PLAIN_DATASET_IRI = re.compile(
 # A path written as an N-Quads literal needs no escape: no control character, quote or backslash.
 _PLAIN_LITERAL = re.compile(r'[^\x00-\x1f\x7f"\\]+').fullmatch
 _PLAIN_SIZE_LIMIT = 1 << 63
+#: The largest piece length a manifest may have (what ``create`` allows; spec §2).
+MAX_PIECE_LENGTH = 128 * 1024 * 1024
 
 
 def _plain_file_lines(doc: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -733,6 +735,9 @@ def _manifest(
     assert version is not None and threshold is not None and piece_length is not None
     if piece_length & (piece_length - 1):
         raise ds._bad(v.OWM_PIECE_LENGTH, "is not a power of two", observed=piece_length)
+    if piece_length > MAX_PIECE_LENGTH:  # as create: hashing holds a piece's leaves (a review
+        # found 2**62 crash the compiled engine with MemoryError, and 2**63 with OverflowError)
+        raise ds._bad(v.OWM_PIECE_LENGTH, "is larger than 128 MiB", observed=piece_length)
     signers = sorted(set(ds.iri_values(v.OWM_AUTHORIZED_SIGNER)))
     if not signers:
         raise ds._bad(v.OWM_AUTHORIZED_SIGNER, "is missing", expected="at least one did:key")

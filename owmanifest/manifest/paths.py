@@ -1,9 +1,12 @@
 """Rules for the file paths a manifest may contain.
 
 A path is relative, POSIX (``/`` separated), UTF-8 in Unicode NFC, with no empty, ``.`` or ``..``
-segment, no backslash, no NUL or other control character. Two paths of one manifest may not
-differ only by case (they would collide on case-insensitive file systems), and no path may be a
-prefix directory of another file's path (``a`` and ``a/b`` cannot both be files).
+segment, no backslash, no NUL or other control character (C0, DEL, C1), no U+FFFE or U+FFFF
+(canonical N-Quads escapes those two, so a path holding one has two text forms), does not start
+like a Windows drive (``C:``), and does not start with owmanifest's working area
+(``.owmanifest``, in any case). Two paths of one manifest may not differ only by case (they
+would collide on case-insensitive file systems), and no path may be a prefix directory of
+another file's path (``a`` and ``a/b`` cannot both be files).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ STATE_DIR_NAME = ".owmanifest"
 
 _MAX_PATH_BYTES = 4096
 _MAX_SEGMENT_BYTES = 255
-_CONTROL = re.compile("[\x00-\x1f\x7f]").search
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]").search
 
 #: A path of printable ASCII that :func:`check_path` accepts as it is: segments of 1-255
 #: characters, none "." or "..", no backslash, not a drive ("C:"). Most paths are like this;
 #: for them the checks below are one regular expression (tested against check_path).
 _SIMPLE_SEGMENT = r"(?!\.\.?(?:/|\Z))[ -.0-\[\]-~]{1,255}"
-_SIMPLE_PATH = re.compile(rf"(?![A-Za-z]:){_SIMPLE_SEGMENT}(?:/{_SIMPLE_SEGMENT})*").fullmatch
+_NOT_RESERVED = r"(?![A-Za-z]:)(?!(?i:\.owmanifest)(?:/|\Z))"  # no drive, no working area
+_SIMPLE_PATH = re.compile(rf"{_NOT_RESERVED}{_SIMPLE_SEGMENT}(?:/{_SIMPLE_SEGMENT})*").fullmatch
 
 
 def check_path(path: str, *, source: str | None = None) -> str:
@@ -65,13 +69,15 @@ def _check_path(path: str, source: str | None) -> str:
     if len(encoded) > _MAX_PATH_BYTES:
         raise bad("too long", f"{len(encoded)} bytes")
     if _CONTROL(path):
-        raise bad("contains a NUL or control character")
+        raise bad("contains a NUL or control character, or U+FFFE/U+FFFF")
     if "\\" in path:
         raise bad("contains a backslash")
     if path.startswith("/"):
         raise bad("absolute path")
     if len(path) >= 2 and path[1] == ":" and path[0].isalpha():
         raise bad("looks like a Windows drive path")
+    if case_key(path.split("/", 1)[0]) == case_key(STATE_DIR_NAME):
+        raise bad(f"starts with owmanifest's working area ({STATE_DIR_NAME}, in any case)")
     if not unicodedata.is_normalized("NFC", path):
         raise bad("not in Unicode NFC", repr(unicodedata.normalize("NFC", path)))
     for segment in path.split("/"):
@@ -89,7 +95,10 @@ def case_key(path: str) -> str:
 
 #: Paths of :data:`_SIMPLE_PATH`, one per line (no simple path holds a line feed).
 _LINE_SEGMENT = _SIMPLE_SEGMENT.replace(r"\Z", r"\n")  # a path's end is its line's
-_SIMPLE_LINES = re.compile(rf"(?:(?![A-Za-z]:){_LINE_SEGMENT}(?:/{_LINE_SEGMENT})*\n)*").fullmatch
+_LINE_NOT_RESERVED = _NOT_RESERVED.replace(r"\Z", r"\n")
+_SIMPLE_LINES = re.compile(
+    rf"(?:{_LINE_NOT_RESERVED}{_LINE_SEGMENT}(?:/{_LINE_SEGMENT})*\n)*"
+).fullmatch
 _LINES_AT_ONCE = 4096  # paths per match: a bounded string for the regular expression engine
 
 

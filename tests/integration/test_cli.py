@@ -689,3 +689,43 @@ def test_json_mode_prints_one_document_also_here(
     out = capsys.readouterr().out
     assert isinstance(json.loads(out), dict)
     assert code == (0 if "--version" in argv else 2)
+
+
+def test_create_skips_the_working_areas_name_in_any_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    (data / ".OWMANIFEST").mkdir(parents=True)
+    (data / ".OWMANIFEST" / "notes.txt").write_bytes(b"hi\n")
+    (data / "data.txt").write_bytes(b"data\n")
+    m = str(tmp_path / "m.jsonld")
+    code, out, err = run(capsys, *_CREATE[:1], str(data), *_CREATE[2:], "-o", m, "--json")
+    assert code == 0, err
+    assert json.loads(out)["files"] == 1 and "reserved name" in err
+
+
+def test_trackers_in_any_order_make_the_same_torrent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The manifest records them sorted and once; the torrent wrote them as given (a review)."""
+    torrents = []
+    for i, order in enumerate((["http://b.example/a", "http://a.example/a", "http://b.example/a"],
+                               ["http://a.example/a", "http://b.example/a"])):  # fmt: skip
+        m = tmp_path / f"m{i}.jsonld"
+        flags = [x for t in order for x in ("--tracker", t)]
+        created = ["--created", "2026-01-01T00:00:00Z"]
+        assert run(capsys, *_CREATE, "-o", str(m), *created, *flags)[0] == 0
+        torrents.append((tmp_path / f"m{i}.jsonld.torrent").read_bytes())
+    assert torrents[0] == torrents[1]
+
+
+def test_a_piece_length_over_128_mib_is_refused_on_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signed manifest with pieceLength 2**62 crashed verify's compiled engine (a review)."""
+    doc = json.loads((ASSETS / "unsigned.jsonld").read_text())
+    doc["pieceLength"] = 2**62
+    m = tmp_path / "m.jsonld"
+    m.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "show", str(m))
+    assert code == 2 and ("134217728" in err or "128 MiB" in err), err

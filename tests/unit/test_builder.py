@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,13 +62,45 @@ def test_scan_reports_a_file_changed_after_the_listing(
 ) -> None:
     _tree(tmp_path)
     change, reason = race
-    real = hashing.stat_files
+    real = hashing.stat_files_and_keys
 
-    def racing(names: list[str]) -> hashing.FileStats:
+    def racing(names: list[str]) -> tuple[hashing.FileStats, bytes]:
         change(tmp_path / "sub" / "b.bin")
         return real(names)
 
-    monkeypatch.setattr(hashing, "stat_files", racing)
+    monkeypatch.setattr(hashing, "stat_files_and_keys", racing)
     files, skipped = scan_directory(tmp_path)
     assert [f.path for f in files] == ["a.txt", "sub/deeper/c"]
     assert f"sub/b.bin: {reason}" in [str(s) for s in skipped]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "python"])
+def test_a_file_rewritten_with_its_mtime_set_back_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """create checked size and mtime only: bytes changed between the scan and the read, the
+    mtime then restored, went into the manifest (found by a review). Its stat key (ctime,
+    inode, device too) is checked now, as verify does."""
+    from owmanifest.errors import FileVerificationError
+    from owmanifest.manifest.builder import build_manifest
+
+    if engine == "python":
+        monkeypatch.setenv("OWMANIFEST_PURE_PYTHON", "1")
+    (tmp_path / "d").mkdir()
+    victim = tmp_path / "d" / "a.bin"
+    victim.write_bytes(b"x" * 50_000)
+    real = hashing._hash_stated
+
+    def meddling(*args: object, **kwargs: object) -> object:
+        before = os.stat(victim)
+        time.sleep(0.01)  # (a ctime that differs even on a coarse clock)
+        with open(victim, "r+b") as f:
+            f.write(b"y" * 10)  # same size
+        os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing, "_hash_stated", meddling)
+    with pytest.raises(FileVerificationError):
+        build_manifest(tmp_path / "d", dataset_id="https://x.org/d", version=1,
+                       signers=["did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"],
+                       threshold=1)  # fmt: skip
