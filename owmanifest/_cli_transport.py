@@ -121,7 +121,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
     document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
-        vm = verify_with_state(args, out, document, policy, record=False)
+        vm = verify_with_state(args, out, document, policy)
     except VerificationError as exc:
         out.status(False, f"{document.source}: {exc.message}{exc.contrast()}")
         for line in _outcome_lines(exc.outcomes):

@@ -557,17 +557,12 @@ def cmd_sign(args: argparse.Namespace, out: _Out) -> int:
 
 
 def verify_with_state(
-    args: argparse.Namespace,
-    out: _Out,
-    document: ManifestDocument,
-    policy: TrustPolicy,
-    *,
-    record: bool = True,
+    args: argparse.Namespace, out: _Out, document: ManifestDocument, policy: TrustPolicy
 ) -> VerifiedManifest:
     """Verify directly or, failing that, by following rotations from the recorded version;
-    then apply rollback protection and record the new version (unless --no-state; without
-    ``record``, the caller records it with :func:`record_state` once the rest of its input is
-    known to be good: bad input changes nothing).
+    then apply rollback protection (unless --no-state). The caller records the new version
+    with :func:`record_state` once the rest of its input is known to be good: bad input
+    changes nothing.
 
     Raises:
         VerificationError: the manifest cannot be trusted (or is a rollback).
@@ -606,8 +601,6 @@ def verify_with_state(
                 "(the recorded version is kept: the next run refuses an older one again)"
             )
         store.check(vm, allow_downgrade=allow_downgrade)
-        if record:
-            store.record(vm)
     return vm
 
 
@@ -677,7 +670,7 @@ def cmd_verify(args: argparse.Namespace, out: _Out) -> int:
     document = _read(args.manifest, keep_json=False)
     result: dict[str, Any] = {"ok": False}
     try:
-        vm = verify_with_state(args, out, document, policy, record=False)
+        vm = verify_with_state(args, out, document, policy)
     except VerificationError as exc:
         if out.as_json:
             result["error"] = exc.to_json()
