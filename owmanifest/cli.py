@@ -229,14 +229,7 @@ def _policy(args: argparse.Namespace, out: _Out) -> TrustPolicy:
         return unsafe
     from .verify.truststore import policy_for_run
 
-    policy, given = policy_for_run(args.trust_file or [], args.trust or [])
-    if policy.is_empty and given:  # never the trust store instead: it was replaced
-        raise UsageError(
-            "the trust given for this run trusts no key: every key given is revoked in your "
-            "trust store, or the trust file lists none",
-            expected="at least one trusted key that is not revoked",
-            observed="none",
-        )
+    policy = policy_for_run(args.trust_file or [], args.trust or [])
     if policy.is_empty:
         raise UsageError(
             "no trusted keys: give --trust did:key:... (repeatable) or --trust-file FILE, or "

@@ -273,14 +273,7 @@ def trust_policy(options: FetchOptions) -> TrustPolicy:
     """
     from ..verify.truststore import policy_for_run
 
-    policy, given = policy_for_run(options.trust_files, options.trust)
-    if policy.is_empty and given:  # never the trust store instead: the remote replaced it
-        raise PolicyError(
-            "the remote's --trust-file/--trust trusts no key: every key given is revoked in "
-            "your trust store, or the trust file lists none",
-            expected="at least one trusted key that is not revoked",
-            observed="none",
-        )
+    policy = policy_for_run(options.trust_files, options.trust, error=PolicyError)
     if policy.is_empty:
         raise PolicyError(
             "no trusted keys: `owmanifest trust add did:key:...`, or configure the remote "

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._atomic import write_atomic
 from .._dirs import config_dir
-from ..errors import UsageError
+from ..errors import Error, UsageError
 from ..manifest.model import DID_KEY_RE, utc_now
 from .policy import TrustPolicy
 from .trustfile import policy_from_trust_data, read_trust_file
@@ -179,25 +179,38 @@ def default_policy() -> TrustPolicy | None:
 
 
 def policy_for_run(
-    trust_files: Sequence[str | os.PathLike[str]], keys: Sequence[str]
-) -> tuple[TrustPolicy, bool]:
-    """The trust of one run, and whether it was given for the run.
+    trust_files: Sequence[str | os.PathLike[str]],
+    keys: Sequence[str],
+    *,
+    error: type[Error] = UsageError,
+) -> TrustPolicy:
+    """The trust of one run: the trust files and keys given for it, else the trust store.
 
     Trust files and keys given for the run replace the default trust store, whose revocations
-    still apply; when none are given, the trust store is the policy. Given trust that leaves no
-    key trusted (every key revoked, a file that lists none) is an empty policy, never a reason
-    to fall back to the trust store: the caller refuses it.
+    still apply. Given trust that leaves no key trusted (every key revoked, a file that lists
+    none) trusts nobody: it is refused, never a reason to fall back to the trust store (found
+    by a review). The policy may still be empty when nothing was given and the store trusts
+    nobody: the caller says how to trust someone.
 
     Raises:
         UsageError: a trust file or the trust store cannot be read, or a key is not a did:key.
+        Error: (``error`` class) the trust given trusts no key.
     """
     docs = [read_trust_file(p) for p in trust_files]
     stored = TrustStore.default().load()
     if not trust_files and not keys:
-        return policy_from_trust_data([stored]), False
+        return policy_from_trust_data([stored])
     revocations = {
         "type": "owmanifest-trust",
         "version": 1,
         "keys": [k for k in stored["keys"] if k.get("revoked")],
     }
-    return policy_from_trust_data([*docs, revocations], extra_keys=keys), True
+    policy = policy_from_trust_data([*docs, revocations], extra_keys=keys)
+    if policy.is_empty:
+        raise error(
+            "the trust given (--trust, --trust-file) trusts no key: every key given is revoked "
+            "in your trust store, or the trust file lists none",
+            expected="at least one trusted key that is not revoked",
+            observed="none",
+        )
+    return policy
