@@ -208,6 +208,17 @@ def _unexpected(exc: BaseException) -> BaseException | None:
     return None if isinstance(exc, Error) else exc
 
 
+def _load_failed(cls: Any, subject: Any, loader: Any, error: BaseException) -> Any:
+    """owmeta-core's ``LoadFailed`` (``cls``) for ``subject`` with owmanifest's message: the
+    only failure owm answers by trying its next remote. ``error`` is kept as ``.error``, for
+    programs; one that is not owmanifest's is a defect, logged with its traceback."""
+    message = str(error) if isinstance(error, Error) else f"{type(error).__name__}: {error}"
+    log.debug("loading %s failed: %s", subject, message, exc_info=_unexpected(error))
+    failed = cls(subject, loader, message)
+    failed.error = error
+    return failed
+
+
 # --- how to fetch: options, trust, sources -------------------------------------------------------
 
 
@@ -702,11 +713,7 @@ class OwmanifestBundleLoader(_LoaderBase):  # type: ignore[misc]
         if self.base_directory:
             with contextlib.suppress(OSError):
                 os.makedirs(self.base_directory, exist_ok=True)
-        message = str(error) if isinstance(error, Error) else f"{type(error).__name__}: {error}"
-        log.debug("loading %s failed: %s", bundle_id, message, exc_info=_unexpected(error))
-        failed = _obl.LoadFailed(bundle_id, self, message)
-        failed.error = error  # owmanifest's exception, for programs; its message is in ours
-        raise failed from None
+        raise _load_failed(_obl.LoadFailed, bundle_id, self, error) from None
 
     def can_load(self, bundle_id: str, bundle_version: int | None = None) -> bool:
         """Whether the verified manifest lists the bundle (at that version).
@@ -850,11 +857,7 @@ class OwmanifestDataSourceDirLoader(_DirLoaderBase):  # type: ignore[misc]
             dest = _dataset_dir(Path(self.base_directory), m.id) / str(m.version)
             source.fetch(dest, replace=True)  # a directory of this loader's own: repaired
         except Exception as exc:  # LoadFailed, whatever it was (as the bundle loader)
-            log.debug("data source loader: %s", exc, exc_info=_unexpected(exc))
-            message = str(exc) if isinstance(exc, Error) else f"{type(exc).__name__}: {exc}"
-            failed = _odl.LoadFailed(data_source, self, message)
-            failed.error = exc  # owmanifest's exception, for programs; its message is in ours
-            raise failed from None
+            raise _load_failed(_odl.LoadFailed, data_source, self, exc) from None
         return str(dest)
 
 
