@@ -187,6 +187,7 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             "(--stall-timeout) it is left for the next source (--transport skips it)"
         )
     progress = _BarProgress(out)
+    failure: IncompleteFetchError | None = None
     try:
         report = fetch(
             vm,
@@ -199,22 +200,18 @@ def cmd_fetch(args: argparse.Namespace, out: Any) -> int:
             replace=args.force,
         )
     except IncompleteFetchError as exc:
-        progress.close()
-        out.status(False, str(exc))
-        for s in sources:
-            s.close()
-        _report_swarm(bt, out, result)  # in the JSON too, where a failed swarm matters most
-        bt = None
-        if out.as_json and exc.report is not None:
-            result["fetch"] = exc.report.to_json()
-            out.data(result)
-        return EXIT_VERIFICATION_FAILED
+        failure = exc
     finally:
         progress.close()
         for s in sources:
             s.close()
-        if bt is not None:
-            _report_swarm(bt, out, result)
+        _report_swarm(bt, out, result)  # also into the JSON of a failure (found by a review)
+    if failure is not None:
+        out.status(False, str(failure))
+        if out.as_json and failure.report is not None:
+            result["fetch"] = failure.report.to_json()
+            out.data(result)
+        return EXIT_VERIFICATION_FAILED
     result["fetch"] = report.to_json()
     for problem in report.problems:  # what went wrong on the way, though another source served
         out.info(f"note: {problem}")
@@ -288,10 +285,6 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
     if not any(not o.reason.startswith("invalid proof") for o in outcomes):
         out.info("WARNING: the manifest carries no valid signature; leechers will refuse it")
     torrent = _sidecar(args, manifest)
-    if torrent is not None:  # named by its path, as fetch names it (the Seeder cannot)
-        from .transport.bittorrent import check_torrent
-
-        check_torrent(manifest, torrent, source=_sidecar_path(args))
     seeder = Seeder(
         manifest,
         torrent,
@@ -300,6 +293,7 @@ def cmd_seed(args: argparse.Namespace, out: Any) -> int:
         dht=not args.no_dht,
         trackers=args.tracker or [],
         peers=args.peer or [],
+        torrent_source=_sidecar_path(args),  # named by its path, as fetch names it
     )
     import signal
     import threading

@@ -279,7 +279,8 @@ class PartialFile:
         except OSError:
             return  # none yet, or not a regular file (_open replaces it)
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size != self.entry.size:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size != self.entry.size:
                 os.ftruncate(fd, self.entry.size)
         finally:
             os.close(fd)

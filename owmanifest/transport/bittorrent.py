@@ -1236,6 +1236,7 @@ class Seeder:
         mirrors_as_web_seeds: also offer the manifest's mirrors as web seeds (those whose URL
             ends with ``/<torrent name>/``, as BEP 19 requires).
         settings: further libtorrent settings (for example ``upload_rate_limit``).
+        torrent_source: how ``torrent`` is named in errors (its file's path).
 
     The seeder never writes into ``data_dir``: every file has priority 0 and the torrent is in
     upload mode. Use it as a context manager, or call :meth:`close`.
@@ -1263,6 +1264,7 @@ class Seeder:
         peers: Sequence[str] = (),
         mirrors_as_web_seeds: bool = False,
         settings: Mapping[str, Any] | None = None,
+        torrent_source: str = "the sidecar torrent",
     ) -> None:
         lt = import_libtorrent()
         self.manifest = manifest
@@ -1295,9 +1297,9 @@ class Seeder:
             torrent = _rebuild_torrent(manifest, local, self.data_dir)
             verified_here = True
         else:
-            check_torrent(manifest, torrent, source="the sidecar torrent")
+            check_torrent(manifest, torrent, source=torrent_source)
         self.torrent = torrent
-        ti = _torrent_info(lt, torrent, "the sidecar torrent")
+        ti = _torrent_info(lt, torrent, torrent_source)
         self._files = torrent_files(ti)
         private = manifest.private
         use_dht = dht and not private
